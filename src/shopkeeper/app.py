@@ -1,0 +1,103 @@
+"""The FastAPI factory: mounts each domain's router, maps domain errors to JSON once."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shopkeeper import __version__
+from shopkeeper.auth.api import router as workspace_router
+from shopkeeper.config import Settings, get_settings
+from shopkeeper.customers.api import router as customers_router
+from shopkeeper.db.migrate import upgrade
+from shopkeeper.errors import ShopkeeperError
+from shopkeeper.events.api import router as tracking_router
+from shopkeeper.runtime import Runtime, get_runtime
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 401: "unauthorized", 403: "forbidden"}
+
+
+def _error(status: int, code: str, message: str, field: str | None = None) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, "field": field}})
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ShopkeeperError)
+    async def _domain(_: Request, exc: ShopkeeperError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message, exc.field)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        first: dict[str, Any] = exc.errors()[0] if exc.errors() else {}
+        loc = [str(p) for p in first.get("loc", ())]
+        if loc and loc[0] in ("body", "query", "path", "header", "cookie"):
+            where, loc = loc[0], loc[1:]
+        else:
+            where = "request"
+        field = ".".join(loc) or where
+        message = first.get("msg", "invalid request")
+        if first.get("type") == "missing":
+            message = "is required"
+        elif first.get("type") == "json_invalid":
+            message = "malformed JSON"
+        return _error(400, "invalid", f"{field}: {message}", field)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
+        return _error(exc.status_code, code, str(exc.detail))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return _error(500, "internal", "internal error; it has been logged")
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    runtime = runtime or Runtime.build(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.should_auto_migrate:
+            upgrade(settings.database_url)
+        runtime.writer.start()
+        try:
+            yield
+        finally:
+            runtime.writer.stop()
+            runtime.db.dispose()
+
+    app = FastAPI(
+        title="Shopkeeper",
+        version=__version__,
+        description="Customer communication platform: profiles, ingestion, consent, messaging, journeys.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    _install_error_handlers(app)
+    app.include_router(tracking_router)
+    app.include_router(customers_router)
+    app.include_router(workspace_router)
+
+    @app.get("/health", tags=["meta"], summary="Liveness and database reachability (public, no data)")
+    def health(request: Request) -> dict[str, str]:
+        with get_runtime(request).db.session() as session:
+            session.execute(text("SELECT 1"))
+        return {"status": "ok", "version": __version__}
+
+    @app.get("/", include_in_schema=False)
+    def root() -> dict[str, str]:
+        return {"name": "Shopkeeper", "version": __version__, "docs": "/docs", "api": "/api/v1"}
+
+    return app

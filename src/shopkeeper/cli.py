@@ -1,0 +1,185 @@
+"""The `shopkeeper` command: serve, db, workspace, key, user, demo, import, bench."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+
+from shopkeeper import clock
+from shopkeeper.config import get_settings
+from shopkeeper.errors import ShopkeeperError
+
+app = typer.Typer(help="Shopkeeper: customer profiles, conversations and journeys.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+workspace_app = typer.Typer(help="Workspaces (tenants).", no_args_is_help=True)
+key_app = typer.Typer(help="API keys.", no_args_is_help=True)
+user_app = typer.Typer(help="Users and roles.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(workspace_app, name="workspace")
+app.add_typer(key_app, name="key")
+app.add_typer(user_app, name="user")
+
+console = Console()
+err = Console(stderr=True)
+T = TypeVar("T")
+
+
+@contextmanager
+def _clear_errors() -> Iterator[None]:
+    """Bad input ends with one line naming what was wrong, never a traceback."""
+    try:
+        yield
+    except ShopkeeperError as exc:
+        err.print(f"[red]error:[/red] {exc.message}", highlight=False)
+        raise typer.Exit(code=2) from None
+
+
+def _database() -> "Database":  # noqa: UP037 - imported lazily to keep `--help` fast
+    from shopkeeper.db.session import Database
+
+    settings = get_settings()
+    return Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+
+
+def _migrated() -> "Database":  # noqa: UP037
+    from shopkeeper.db.migrate import upgrade
+
+    upgrade(get_settings().database_url)
+    return _database()
+
+
+def _run(fn: Callable[[], T]) -> T:
+    with _clear_errors():
+        return fn()
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="interface to listen on")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port")] = None,
+) -> None:
+    """Run the API (and, in embedded mode, everything else) in this process."""
+    import uvicorn
+
+    from shopkeeper.app import create_app
+
+    settings = get_settings()
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level=settings.log_level,
+        loop="uvloop",
+        http="httptools",
+        access_log=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply every pending migration."""
+    from shopkeeper.db.migrate import current, upgrade
+
+    url = get_settings().database_url
+    upgrade(url)
+    console.print(f"database at revision {current(url)}")
+
+
+@workspace_app.command("create")
+def workspace_create(
+    name: str,
+    slug: Annotated[str | None, typer.Option(help="short name used by the CLI (default: from NAME)")] = None,
+) -> None:
+    """Create a workspace and print its write and secret keys (shown only once)."""
+    from shopkeeper.auth.service import create_workspace
+
+    def go() -> None:
+        db = _migrated()
+        with db.session(write=True) as session:
+            ws, write_key, secret_key = create_workspace(session, name, clock.now(), slug=slug)
+        console.print(f"workspace  {ws.id}  ({ws.slug})")
+        console.print(f"write key  {write_key}")
+        console.print(f"secret key {secret_key}")
+        console.print("[dim]Keys are stored hashed; copy them now.[/dim]")
+
+    _run(go)
+
+
+@workspace_app.command("list")
+def workspace_list() -> None:
+    """List workspaces."""
+    from sqlalchemy import select
+
+    from shopkeeper.auth.models import Workspace
+
+    db = _migrated()
+    with db.session() as session:
+        for ws in session.scalars(select(Workspace).order_by(Workspace.created_at)):
+            console.print(f"{ws.id}  {ws.slug:<24} {ws.name}", highlight=False)
+
+
+@key_app.command("create")
+def key_create(
+    workspace: Annotated[str, typer.Argument(help="workspace id or slug")],
+    kind: Annotated[str, typer.Option(help="write (ingestion) or secret (admin API)")] = "secret",
+    name: Annotated[str, typer.Option(help="a label to recognise the key by")] = "",
+) -> None:
+    """Create an API key and print it (shown only once)."""
+    from shopkeeper.auth.service import create_api_key, find_workspace
+
+    def go() -> None:
+        db = _migrated()
+        with db.session(write=True) as session:
+            ws = find_workspace(session, workspace)
+            row, plain = create_api_key(session, ws.id, kind, name or kind, clock.now())
+        console.print(f"{row.kind} key {row.id}: {plain}")
+
+    _run(go)
+
+
+@key_app.command("revoke")
+def key_revoke(workspace: str, key_id: str) -> None:
+    """Revoke an API key."""
+    from shopkeeper.auth.service import find_workspace, revoke_api_key
+
+    def go() -> None:
+        db = _migrated()
+        with db.session(write=True) as session:
+            ws = find_workspace(session, workspace)
+            revoke_api_key(session, ws.id, key_id, clock.now())
+        console.print(f"revoked {key_id}")
+
+    _run(go)
+
+
+@user_app.command("create")
+def user_create(
+    workspace: Annotated[str, typer.Argument(help="workspace id or slug")],
+    email: Annotated[str, typer.Option(help="login email")],
+    role: Annotated[str, typer.Option(help="owner, admin, marketer, agent or viewer")] = "agent",
+    name: Annotated[str, typer.Option()] = "",
+    password: Annotated[str | None, typer.Option(help="at least 10 characters; prompted if omitted")] = None,
+) -> None:
+    """Add a user to a workspace."""
+    from shopkeeper.auth.service import create_user, find_workspace
+
+    if password is None:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+
+    def go() -> None:
+        db = _migrated()
+        with db.session(write=True) as session:
+            ws = find_workspace(session, workspace)
+            user = create_user(session, ws.id, email=email, role=role, name=name, password=password, now=clock.now())
+        console.print(f"user {user.id} {user.email} ({user.role})")
+
+    _run(go)
+
+
+def main() -> None:  # pragma: no cover - console entry point alias
+    sys.exit(app())

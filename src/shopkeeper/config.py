@@ -1,0 +1,41 @@
+"""The one Settings object: the only place that reads the environment."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob has a default that works in embedded mode (SQLite file in the current directory)."""
+
+    model_config = SettingsConfigDict(env_prefix="SHOPKEEPER_", extra="ignore")
+
+    database_url: str = "sqlite:///./shopkeeper.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # SQLite `synchronous`: NORMAL survives a crash of the process (kill -9) with WAL;
+    # FULL also survives a power cut, at the cost of an fsync per commit.
+    sqlite_synchronous: str = Field(default="NORMAL", pattern="^(NORMAL|FULL|EXTRA)$")
+    # Group commit: the writer takes whatever is queued, up to this many events, per transaction.
+    ingest_max_group: int = Field(default=5000, ge=1)
+    # Identity cache entries kept per process (bounded so memory stays flat with 1M customers).
+    identity_cache_size: int = Field(default=200_000, ge=0)
+    # Apply migrations when the server starts (default on the embedded SQLite store).
+    auto_migrate: bool | None = None
+    log_level: str = "info"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @property
+    def should_auto_migrate(self) -> bool:
+        return self.is_sqlite if self.auto_migrate is None else self.auto_migrate
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,1 @@
+"""Customers, their identities, merges and unmerges, identity resolution and the 360° view."""

@@ -1,0 +1,12 @@
+"""Imports every domain's tables so the metadata (for Alembic and tests) is complete."""
+
+from __future__ import annotations
+
+from shopkeeper.auth import models as auth_models
+from shopkeeper.customers import models as customer_models
+from shopkeeper.db.base import Base
+from shopkeeper.events import models as event_models
+
+metadata = Base.metadata
+
+__all__ = ["auth_models", "customer_models", "event_models", "metadata"]

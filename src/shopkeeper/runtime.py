@@ -1,0 +1,34 @@
+"""What one server process holds: settings, the database, caches and the ingest writer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from shopkeeper.auth.http import KeyAuthenticator
+from shopkeeper.config import Settings
+from shopkeeper.customers.identity_cache import IdentityCache
+from shopkeeper.db.session import Database
+from shopkeeper.events.writer import IngestWriter
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    db: Database
+    identity_cache: IdentityCache
+    writer: IngestWriter
+    keys: KeyAuthenticator
+
+    @classmethod
+    def build(cls, settings: Settings) -> Runtime:
+        db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        cache = IdentityCache(settings.identity_cache_size)
+        writer = IngestWriter(db, cache, max_group=settings.ingest_max_group)
+        return cls(settings=settings, db=db, identity_cache=cache, writer=writer, keys=KeyAuthenticator(db))
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
