@@ -1,0 +1,5 @@
+"""`python -m shopkeeper` is the `shopkeeper` command."""
+
+from shopkeeper.cli import app
+
+app()
