@@ -24,7 +24,9 @@ from tests.helpers import ingest, message
 def owner(db: Database, ws: str, kind: str, value: str) -> str | None:
     with db.session() as s:
         return s.scalar(
-            select(Identity.customer_id).where(Identity.workspace_id == ws, Identity.kind == kind, Identity.value == value)
+            select(Identity.customer_id).where(
+                Identity.workspace_id == ws, Identity.kind == kind, Identity.value == value
+            )
         )
 
 
@@ -48,8 +50,14 @@ def live_customers(db: Database, ws: str) -> list[Customer]:
 def test_anonymous_visitor_who_identifies_is_one_customer_with_the_whole_history(
     db: Database, workspace: WorkspaceKeys
 ) -> None:
-    ingest(db, workspace.id, [message("page", anonymousId="anon-1", name="Home"),
-                              message("track", anonymousId="anon-1", event="Product Viewed")])
+    ingest(
+        db,
+        workspace.id,
+        [
+            message("page", anonymousId="anon-1", name="Home"),
+            message("track", anonymousId="anon-1", event="Product Viewed"),
+        ],
+    )
     ingest(db, workspace.id, [message("identify", anonymousId="anon-1", userId="u-1", traits={"email": "a@x.io"})])
     ingest(db, workspace.id, [message("track", userId="u-1", event="Order Completed")])
 
@@ -68,14 +76,26 @@ def test_identifiers_are_normalised(db: Database, workspace: WorkspaceKeys) -> N
         ws = s.get(Workspace, workspace.id)
         assert ws is not None
         ws.settings = {"default_phone_region": "GB"}
-    ingest(db, workspace.id, [message("identify", userId="u-1", traits={"email": "  Alice.Smith@Example.COM ",
-                                                                         "phone": "020 7946 0958"})])
+    ingest(
+        db,
+        workspace.id,
+        [message("identify", userId="u-1", traits={"email": "  Alice.Smith@Example.COM ", "phone": "020 7946 0958"})],
+    )
     cid = owner(db, workspace.id, "user_id", "u-1")
     assert owner(db, workspace.id, "email", "alice.smith@example.com") == cid
     assert owner(db, workspace.id, "phone", "+442079460958") == cid
     # The same person written differently is found, not duplicated.
-    ingest(db, workspace.id, [message("identify", anonymousId="other-device",
-                                      traits={"email": "ALICE.SMITH@example.com", "phone": "+44 20 7946 0958"})])
+    ingest(
+        db,
+        workspace.id,
+        [
+            message(
+                "identify",
+                anonymousId="other-device",
+                traits={"email": "ALICE.SMITH@example.com", "phone": "+44 20 7946 0958"},
+            )
+        ],
+    )
     assert owner(db, workspace.id, "anonymous_id", "other-device") == cid
 
 
@@ -95,8 +115,14 @@ def test_two_profiles_that_meet_merge_into_the_oldest(
     ingest(db, workspace.id, [message("identify", userId="u-1", traits={"name": "Old", "plan": "pro"})])
     older = owner(db, workspace.id, "user_id", "u-1")
     frozen_clock.advance(timedelta(days=1))
-    ingest(db, workspace.id, [message("track", anonymousId="laptop", event="Product Viewed"),
-                              message("identify", anonymousId="laptop", traits={"name": "New"})])
+    ingest(
+        db,
+        workspace.id,
+        [
+            message("track", anonymousId="laptop", event="Product Viewed"),
+            message("identify", anonymousId="laptop", traits={"name": "New"}),
+        ],
+    )
     newer = owner(db, workspace.id, "anonymous_id", "laptop")
     assert older and newer and older != newer
     frozen_clock.advance(timedelta(days=1))
@@ -119,7 +145,9 @@ def test_two_profiles_that_meet_merge_into_the_oldest(
     assert any(i.kind == "merge" and i.id == merge.id for i in items)
 
 
-def test_shared_email_merges_an_anonymous_profile(db: Database, workspace: WorkspaceKeys, frozen_clock: FrozenClock) -> None:
+def test_shared_email_merges_an_anonymous_profile(
+    db: Database, workspace: WorkspaceKeys, frozen_clock: FrozenClock
+) -> None:
     ingest(db, workspace.id, [message("identify", userId="u-7", traits={"email": "bob@example.org"})])
     frozen_clock.advance(timedelta(minutes=5))
     ingest(db, workspace.id, [message("page", anonymousId="phone-app")])
@@ -130,13 +158,21 @@ def test_shared_email_merges_an_anonymous_profile(db: Database, workspace: Works
 
 
 def test_profiles_with_different_user_ids_are_never_merged(db: Database, workspace: WorkspaceKeys) -> None:
-    ingest(db, workspace.id, [message("identify", userId="u-1", anonymousId="shared-tablet",
-                                      traits={"email": "one@example.com"})])
+    ingest(
+        db,
+        workspace.id,
+        [message("identify", userId="u-1", anonymousId="shared-tablet", traits={"email": "one@example.com"})],
+    )
     first = owner(db, workspace.id, "user_id", "u-1")
     # Someone else logs in on the same tablet and claims the same email.
-    ingest(db, workspace.id, [message("identify", userId="u-2", anonymousId="shared-tablet",
-                                      traits={"email": "one@example.com"}),
-                              message("track", userId="u-2", anonymousId="shared-tablet", event="Order Completed")])
+    ingest(
+        db,
+        workspace.id,
+        [
+            message("identify", userId="u-2", anonymousId="shared-tablet", traits={"email": "one@example.com"}),
+            message("track", userId="u-2", anonymousId="shared-tablet", event="Order Completed"),
+        ],
+    )
     second = owner(db, workspace.id, "user_id", "u-2")
     assert first and second and first != second
     assert customer(db, first).merged_into is None and customer(db, second).merged_into is None
@@ -158,8 +194,14 @@ def test_merge_protection_holds_when_an_identifier_links_two_identified_profiles
     ingest(db, workspace.id, [message("identify", userId="u-1", traits={"email": "a@example.com"})])
     ingest(db, workspace.id, [message("identify", userId="u-2", traits={"email": "b@example.com"})])
     # An anonymous event carrying both emails cannot glue two user ids together.
-    ingest(db, workspace.id, [message("identify", anonymousId="x", traits={"email": "a@example.com"}),
-                              message("identify", anonymousId="x", traits={"email": "b@example.com"})])
+    ingest(
+        db,
+        workspace.id,
+        [
+            message("identify", anonymousId="x", traits={"email": "a@example.com"}),
+            message("identify", anonymousId="x", traits={"email": "b@example.com"}),
+        ],
+    )
     u1, u2 = owner(db, workspace.id, "user_id", "u-1"), owner(db, workspace.id, "user_id", "u-2")
     assert u1 != u2
     assert customer(db, u1).merged_into is None and customer(db, u2).merged_into is None  # type: ignore[arg-type]
@@ -182,8 +224,14 @@ def test_unmerge_splits_profiles_and_gives_events_back_by_identifier(
     ingest(db, workspace.id, [message("identify", userId="u-1", traits={"name": "Ann"})])
     older = owner(db, workspace.id, "user_id", "u-1")
     frozen_clock.advance(timedelta(hours=1))
-    ingest(db, workspace.id, [message("track", anonymousId="kiosk", event="Product Viewed"),
-                              message("identify", anonymousId="kiosk", traits={"email": "kiosk@example.com", "name": "K"})])
+    ingest(
+        db,
+        workspace.id,
+        [
+            message("track", anonymousId="kiosk", event="Product Viewed"),
+            message("identify", anonymousId="kiosk", traits={"email": "kiosk@example.com", "name": "K"}),
+        ],
+    )
     newer = owner(db, workspace.id, "anonymous_id", "kiosk")
     frozen_clock.advance(timedelta(hours=1))
     ingest(db, workspace.id, [message("track", userId="u-1", anonymousId="kiosk", event="Order Completed")])

@@ -33,7 +33,10 @@ def test_the_official_segment_client_works_by_changing_only_its_host(
 ) -> None:
     errors: list[Any] = []
     client = Client(
-        workspace.write_key, host=live_server.url, sync_mode=True, max_retries=0,
+        workspace.write_key,
+        host=live_server.url,
+        sync_mode=True,
+        max_retries=0,
         on_error=lambda exc, batch: errors.append(exc),
     )
     client.page(anonymous_id="anon-77", name="Home", properties={"url": "https://shop.test/"})
@@ -51,7 +54,7 @@ def test_the_official_segment_client_works_by_changing_only_its_host(
     assert len({e.customer_id for e in stored}) == 1
     with db.session() as s:
         rows = s.execute(select(Identity.kind, Identity.value).where(Identity.customer_id == stored[0].customer_id))
-        kinds = {kind: value for kind, value in rows}
+        kinds = dict(rows.all())
     assert kinds["email"] == "seg@example.com"
     assert stored[3].properties == {"order_id": "o-1", "total": 19.9}
     assert all(e.message_id for e in stored)
@@ -62,7 +65,11 @@ def test_segment_client_in_batching_mode_with_gzip(
 ) -> None:
     errors: list[Any] = []
     client = Client(
-        workspace.write_key, host=live_server.url, gzip=True, upload_size=50, max_retries=0,
+        workspace.write_key,
+        host=live_server.url,
+        gzip=True,
+        upload_size=50,
+        max_retries=0,
         on_error=lambda exc, batch: errors.append(exc),
     )
     for i in range(240):
@@ -75,22 +82,50 @@ def test_segment_client_in_batching_mode_with_gzip(
 
 def test_curl_works_against_the_server(live_server: LiveServer, db: Database, workspace: WorkspaceKeys) -> None:
     out = subprocess.run(
-        ["curl", "-s", "-u", f"{workspace.write_key}:", f"{live_server.url}/v1/track",
-         "-H", "Content-Type: application/json", "-d", '{"userId":"curl-user","event":"Curled"}'],
-        capture_output=True, text=True, check=True, timeout=30,
+        [
+            "curl",
+            "-s",
+            "-u",
+            f"{workspace.write_key}:",
+            f"{live_server.url}/v1/track",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            '{"userId":"curl-user","event":"Curled"}',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     )
     assert out.stdout == '{"success":true}'
     assert [e.name for e in events(db, workspace.id)] == ["Curled"]
     bad = subprocess.run(
-        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-u", f"{workspace.write_key}:",
-         f"{live_server.url}/v1/track", "-d", '{"userId":"curl-user"}'],
-        capture_output=True, text=True, check=True, timeout=30,
+        [
+            "curl",
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-u",
+            f"{workspace.write_key}:",
+            f"{live_server.url}/v1/track",
+            "-d",
+            '{"userId":"curl-user"}',
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
     )
     assert bad.stdout == "400"
 
 
 @pytest.mark.slow
-def test_kill_9_loses_no_acknowledged_event(db_url: str, db: Database, workspace: WorkspaceKeys, tmp_path: Path) -> None:
+def test_kill_9_loses_no_acknowledged_event(
+    db_url: str, db: Database, workspace: WorkspaceKeys, tmp_path: Path
+) -> None:
     server = start_server(db_url, tmp_path / "server.log")
     acknowledged: list[str] = []
     lock = threading.Lock()
@@ -101,8 +136,10 @@ def test_kill_9_loses_no_acknowledged_event(db_url: str, db: Database, workspace
         with httpx.Client(base_url=server.url, auth=(workspace.write_key, ""), timeout=10) as http:
             while not stop.is_set():
                 ids = [f"k{worker}-{uuid.uuid4().hex}" for _ in range(50)]
-                batch = [{"type": "track", "userId": f"u{worker}-{n % 7}", "event": "E", "messageId": m}
-                         for n, m in enumerate(ids)]
+                batch = [
+                    {"type": "track", "userId": f"u{worker}-{n % 7}", "event": "E", "messageId": m}
+                    for n, m in enumerate(ids)
+                ]
                 try:
                     r = http.post("/v1/batch", json={"batch": batch})
                 except httpx.HTTPError:

@@ -41,7 +41,12 @@ def test_track_with_write_key_as_basic_auth_user_is_stored(
     assert r.status_code == 200, r.text
     assert r.json() == {"success": True}
     (event,) = stored(db)
-    assert (event.type, event.name, event.user_id, event.workspace_id) == ("track", "Order Completed", "u-1", workspace.id)
+    assert (event.type, event.name, event.user_id, event.workspace_id) == (
+        "track",
+        "Order Completed",
+        "u-1",
+        workspace.id,
+    )
     assert event.properties == {"total": 42}
 
 
@@ -56,7 +61,12 @@ def test_track_with_write_key_as_basic_auth_user_is_stored(
     ],
 )
 def test_every_single_event_endpoint_stores_its_type(
-    app_client: httpx.Client, db: Database, workspace: WorkspaceKeys, path: str, body: dict[str, Any], column: str,
+    app_client: httpx.Client,
+    db: Database,
+    workspace: WorkspaceKeys,
+    path: str,
+    body: dict[str, Any],
+    column: str,
     expected: Any,
 ) -> None:
     r = app_client.post(f"/v1/{path}", auth=(workspace.write_key, ""), json=body)
@@ -117,7 +127,10 @@ def test_bad_events_get_a_400_naming_the_field(
 
 def test_malformed_json_is_a_clear_400(app_client: httpx.Client, workspace: WorkspaceKeys) -> None:
     r = app_client.post(
-        "/v1/batch", auth=(workspace.write_key, ""), content=b'{"batch": [', headers={"content-type": "application/json"}
+        "/v1/batch",
+        auth=(workspace.write_key, ""),
+        content=b'{"batch": [',
+        headers={"content-type": "application/json"},
     )
     assert r.status_code == 400
     assert r.json()["error"]["field"] == "body"
@@ -175,9 +188,7 @@ def test_a_retried_message_id_is_stored_once_over_http(
     assert len(stored(db, message_id="retry-me")) == 1
 
 
-def test_message_ids_are_scoped_to_the_workspace(
-    app_client: httpx.Client, db: Database, make_workspace: Any
-) -> None:
+def test_message_ids_are_scoped_to_the_workspace(app_client: httpx.Client, db: Database, make_workspace: Any) -> None:
     a, b = make_workspace("A"), make_workspace("B")
     event = {"userId": "u1", "event": "E", "messageId": "same-id"}
     for ws in (a, b):
@@ -238,7 +249,9 @@ def test_gzip_bodies_are_accepted(app_client: httpx.Client, db: Database, worksp
 
 
 def test_a_gzip_bomb_is_refused(app_client: httpx.Client, db: Database, workspace: WorkspaceKeys) -> None:
-    inflated = orjson.dumps({"batch": [{"type": "track", "userId": "u", "event": "E", "properties": {"p": "0" * 2_000_000}}]})
+    inflated = orjson.dumps(
+        {"batch": [{"type": "track", "userId": "u", "event": "E", "properties": {"p": "0" * 2_000_000}}]}
+    )
     r = app_client.post(
         "/v1/batch",
         auth=(workspace.write_key, ""),

@@ -52,8 +52,13 @@ def patch_workspace(runtime: RuntimeDep, caller: Caller, body: WorkspacePatch) -
         if body.settings is not None:
             ws.settings = {**(ws.settings or {}), **body.settings.model_dump(exclude_unset=True)}
         service.audit(
-            session, caller, "workspace.update", subject_type="workspace", subject_id=ws.id,
-            details=body.model_dump(exclude_unset=True), now=now,
+            session,
+            caller,
+            "workspace.update",
+            subject_type="workspace",
+            subject_id=ws.id,
+            details=body.model_dump(exclude_unset=True),
+            now=now,
         )
         session.flush()
         return WorkspaceOut.model_validate(ws)
@@ -102,12 +107,22 @@ def create_user(runtime: RuntimeDep, caller: Caller, body: UserIn) -> UserOut:
     now = clock.now()
     with runtime.db.session(write=True) as session:
         user = service.create_user(
-            session, caller.workspace_id, email=body.email, role=body.role, name=body.name,
-            password=body.password, now=now,
+            session,
+            caller.workspace_id,
+            email=body.email,
+            role=body.role,
+            name=body.name,
+            password=body.password,
+            now=now,
         )
         service.audit(
-            session, caller, "user.create", subject_type="user", subject_id=user.id,
-            details={"email": user.email, "role": user.role}, now=now,
+            session,
+            caller,
+            "user.create",
+            subject_type="user",
+            subject_id=user.id,
+            details={"email": user.email, "role": user.role},
+            now=now,
         )
         return UserOut.model_validate(user)
 
@@ -121,9 +136,7 @@ def patch_user(runtime: RuntimeDep, caller: Caller, user_id: str, body: UserPatc
         changes = body.model_dump(exclude_unset=True, exclude_none=True)
         for field, value in changes.items():
             setattr(user, field, value)
-        service.audit(
-            session, caller, "user.update", subject_type="user", subject_id=user.id, details=changes, now=now
-        )
+        service.audit(session, caller, "user.update", subject_type="user", subject_id=user.id, details=changes, now=now)
         session.flush()
         return UserOut.model_validate(user)
 
@@ -147,7 +160,9 @@ def list_audit(
         at, id_ = decode_time_cursor(cursor)
         query = query.where(or_(AuditEntry.created_at < at, and_(AuditEntry.created_at == at, AuditEntry.id < id_)))
     with runtime.db.session() as session:
-        rows = list(session.scalars(query.order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc()).limit(limit + 1)))
+        rows = list(
+            session.scalars(query.order_by(AuditEntry.created_at.desc(), AuditEntry.id.desc()).limit(limit + 1))
+        )
     page = rows[:limit]
     return AuditPage(
         data=[AuditOut.model_validate(r) for r in page],

@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
 import phonenumbers
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class WorkspaceOut(BaseModel):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
 
 from shopkeeper import clock
 from shopkeeper.auth.models import Workspace
@@ -28,7 +29,6 @@ from shopkeeper.customers.schemas import (
 from shopkeeper.customers.timeline import timeline
 from shopkeeper.deps import Caller, RuntimeDep
 from shopkeeper.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, decode_time_cursor, encode_cursor
-from sqlalchemy.orm import Session
 
 router = APIRouter(prefix="/api/v1", tags=["customers"])
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
@@ -52,7 +52,9 @@ def _timeline_page(session: Session, ws: str, ids: list[str], cursor: str | None
 def list_customers(
     runtime: RuntimeDep,
     caller: Caller,
-    q: Annotated[str | None, Query(max_length=512, description="any identifier (exact or prefix) or a customer id")] = None,
+    q: Annotated[
+        str | None, Query(max_length=512, description="any identifier (exact or prefix) or a customer id")
+    ] = None,
     trait: Annotated[list[str] | None, Query(description="name:value, repeatable; all must match")] = None,
     cursor: str | None = None,
     limit: Limit = DEFAULT_LIMIT,
@@ -103,7 +105,9 @@ def _view(session: Session, ws: str, customer_id: str, limit: int) -> CustomerVi
         locale=customer.locale,
         created_at=customer.created_at,
         updated_at=customer.updated_at,
-        identities=[IdentityOut.model_validate(i) for i in service.identities_of(session, ws, [customer.id])[customer.id]],
+        identities=[
+            IdentityOut.model_validate(i) for i in service.identities_of(session, ws, [customer.id])[customer.id]
+        ],
         merged_ids=ids[1:],
         merges=[MergeOut.model_validate(m) for m in service.merges_of(session, ws, customer.id)],
         conflicts=[ConflictOut.model_validate(c) for c in service.conflicts_of(session, ws, customer.id)],
@@ -168,8 +172,14 @@ def patch_customer(runtime: RuntimeDep, caller: Caller, customer_id: str, body: 
             default_region=_region(session, caller.workspace_id),
         )
         audit(
-            session, caller, "customer.update", subject_type="customer", subject_id=customer.id,
-            customer_id=customer.id, details=changes, now=now,
+            session,
+            caller,
+            "customer.update",
+            subject_type="customer",
+            subject_id=customer.id,
+            customer_id=customer.id,
+            details=changes,
+            now=now,
         )
         return _view(session, caller.workspace_id, customer.id, DEFAULT_LIMIT)
 
@@ -181,12 +191,24 @@ def add_identity(runtime: RuntimeDep, caller: Caller, customer_id: str, body: Id
     with runtime.db.session(write=True) as session:
         customer = service.canonical(session, caller.workspace_id, customer_id)
         identity = service.add_identity(
-            session, caller.workspace_id, customer, body.kind, body.value,
-            actor=caller.actor, now=now, default_region=_region(session, caller.workspace_id),
+            session,
+            caller.workspace_id,
+            customer,
+            body.kind,
+            body.value,
+            actor=caller.actor,
+            now=now,
+            default_region=_region(session, caller.workspace_id),
         )
         audit(
-            session, caller, "identity.link", subject_type="identity", subject_id=identity.id,
-            customer_id=customer.id, details={"kind": identity.kind, "value": identity.value}, now=now,
+            session,
+            caller,
+            "identity.link",
+            subject_type="identity",
+            subject_id=identity.id,
+            customer_id=customer.id,
+            details={"kind": identity.kind, "value": identity.value},
+            now=now,
         )
         return IdentityOut.model_validate(identity)
 
@@ -198,9 +220,14 @@ def undo_merge(runtime: RuntimeDep, caller: Caller, merge_id: str) -> MergeOut:
     with runtime.db.session(write=True) as session:
         record = merging.unmerge(session, caller.workspace_id, merge_id, actor=caller.actor, now=now)
         audit(
-            session, caller, "customer.unmerge", subject_type="merge", subject_id=record.id,
+            session,
+            caller,
+            "customer.unmerge",
+            subject_type="merge",
+            subject_id=record.id,
             customer_id=record.target_customer_id,
-            details={"source": record.source_customer_id, "target": record.target_customer_id}, now=now,
+            details={"source": record.source_customer_id, "target": record.target_customer_id},
+            now=now,
         )
         out = MergeOut.model_validate(record)
     runtime.identity_cache.clear()

@@ -24,9 +24,7 @@ from shopkeeper.ids import new_id
 def bump_identity_epoch(session: Session, workspace_id: str) -> None:
     """Tell identity caches in every process that this workspace's identities moved."""
     session.execute(
-        update(Workspace)
-        .where(Workspace.id == workspace_id)
-        .values(identity_epoch=Workspace.identity_epoch + 1)
+        update(Workspace).where(Workspace.id == workspace_id).values(identity_epoch=Workspace.identity_epoch + 1)
     )
 
 
@@ -54,16 +52,12 @@ def merge_customers(
 
     identity_ids = list(
         session.scalars(
-            select(Identity.id).where(
-                Identity.workspace_id == workspace_id, Identity.customer_id == source.id
-            )
+            select(Identity.id).where(Identity.workspace_id == workspace_id, Identity.customer_id == source.id)
         )
     )
     absorbed = list(
         session.scalars(
-            select(Customer.id).where(
-                Customer.workspace_id == workspace_id, Customer.merged_into == source.id
-            )
+            select(Customer.id).where(Customer.workspace_id == workspace_id, Customer.merged_into == source.id)
         )
     )
     record = Merge(

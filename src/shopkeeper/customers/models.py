@@ -46,9 +46,7 @@ class Identity(Base, WorkspaceScoped):
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     kind: Mapped[str] = mapped_column(String(64))
     value: Mapped[str] = mapped_column(String(512))
-    customer_id: Mapped[str] = mapped_column(
-        String(40), ForeignKey("customers.id", ondelete="CASCADE"), index=True
-    )
+    customer_id: Mapped[str] = mapped_column(String(40), ForeignKey("customers.id", ondelete="CASCADE"), index=True)
     # "event" (with the messageId), "api", "import", "unmerge"
     source: Mapped[str] = mapped_column(String(20))
     source_ref: Mapped[str | None] = mapped_column(String(200))

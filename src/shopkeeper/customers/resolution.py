@@ -116,14 +116,14 @@ class ResolutionUnit:
         if unknown_uid:
             for c in unknown_uid:
                 self._user_id[c] = None
-            rows = self.session.execute(
+            uid_rows = self.session.execute(
                 select(Identity.customer_id, Identity.value).where(
                     Identity.workspace_id == self.workspace_id,
                     Identity.kind == "user_id",
                     Identity.customer_id.in_(unknown_uid),
                 )
             )
-            for cid, value in rows:
+            for cid, value in uid_rows:
                 self._user_id[cid] = value
 
     # -- resolution ----------------------------------------------------------------------
@@ -172,9 +172,7 @@ class ResolutionUnit:
         candidates = list(found)
         self._load_meta(candidates)
         candidates.sort(key=lambda c: self._created[c])
-        wanted_uid = user_id or next(
-            (self._user_id[c] for c in candidates if self._user_id[c] is not None), None
-        )
+        wanted_uid = user_id or next((self._user_id[c] for c in candidates if self._user_id[c] is not None), None)
         compatible = [c for c in candidates if self._user_id[c] in (None, wanted_uid)]
         incompatible = [c for c in candidates if c not in compatible]
         if compatible:
@@ -297,7 +295,7 @@ class ResolutionUnit:
             )
             if session.get_bind().dialect.name == "postgresql":
                 query = query.with_for_update()
-            current = {cid: traits for cid, traits in session.execute(query)}
+            current: dict[str, dict[str, Any]] = dict(session.execute(query).all())
             params = []
             for cid in sorted(touched):
                 if cid not in current:
@@ -315,7 +313,7 @@ class ResolutionUnit:
     def _update_profiles(self, params: list[dict[str, Any]]) -> None:
         if not params:
             return
-        table = Customer.__table__
+        table: Any = Customer.__table__
         stmt = (
             update(table)
             .where(table.c.id == bindparam("b_id"))

@@ -125,9 +125,7 @@ class EventPage(BaseModel):
 class CustomerPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    traits: dict[str, Any] | None = Field(
-        default=None, description="traits to set; a null value removes that trait"
-    )
+    traits: dict[str, Any] | None = Field(default=None, description="traits to set; a null value removes that trait")
     timezone: str | None = Field(default=None, description="IANA zone, e.g. Europe/Paris")
     locale: str | None = Field(default=None, max_length=35)
 
@@ -135,5 +133,7 @@ class CustomerPatch(BaseModel):
 class IdentityIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    kind: str = Field(max_length=64, description="user_id, email, phone, device_token, external:<system>, social:<network>")
+    kind: str = Field(
+        max_length=64, description="user_id, email, phone, device_token, external:<system>, social:<network>"
+    )
     value: str = Field(min_length=1, max_length=512)

@@ -24,9 +24,11 @@ def starts_with(column: Any, prefix: str, dialect: str) -> ColumnElement[bool]:
     """
     if dialect == "sqlite":
         pattern = "".join(_GLOB_SPECIALS.get(ch, ch) for ch in prefix) + "*"
-        return column.op("GLOB")(pattern)
+        glob: ColumnElement[bool] = column.op("GLOB")(pattern)
+        return glob
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return column.like(escaped + "%", escape="\\")
+    like: ColumnElement[bool] = column.like(escaped + "%", escape="\\")
+    return like
 
 
 def identifier_variants(q: str, default_region: str | None) -> set[str]:
@@ -56,12 +58,15 @@ def parse_trait_filter(raw: str) -> tuple[str, Any]:
 
 
 def trait_condition(name: str, value: Any) -> ColumnElement[bool]:
-    element = Customer.traits[name]
+    element: Any = Customer.traits[name]
+    condition: ColumnElement[bool]
     if isinstance(value, bool):
-        return element.as_boolean() == value
-    if isinstance(value, int | float):
-        return element.as_float() == float(value)
-    return element.as_string() == str(value)
+        condition = element.as_boolean() == value
+    elif isinstance(value, int | float):
+        condition = element.as_float() == float(value)
+    else:
+        condition = element.as_string() == str(value)
+    return condition
 
 
 def search_customers(

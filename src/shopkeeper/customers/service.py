@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -69,11 +69,8 @@ def event_stats(session: Session, workspace_id: str, ids: Sequence[str]) -> dict
 def _as_utc(value: Any) -> datetime | None:
     if value is None:
         return None
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    from datetime import UTC
-
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+    when: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when.replace(tzinfo=UTC) if when.tzinfo is None else when
 
 
 def merges_of(session: Session, workspace_id: str, customer_id: str) -> list[Merge]:
@@ -90,9 +87,7 @@ def conflicts_of(session: Session, workspace_id: str, customer_id: str) -> list[
     return list(
         session.scalars(
             scoped(IdentityConflict, workspace_id)
-            .where(
-                or_(IdentityConflict.customer_id == customer_id, IdentityConflict.other_customer_id == customer_id)
-            )
+            .where(or_(IdentityConflict.customer_id == customer_id, IdentityConflict.other_customer_id == customer_id))
             .order_by(IdentityConflict.created_at.desc())
             .limit(100)
         )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import JSON, DateTime, Dialect, ForeignKey, MetaData, String
 from sqlalchemy.dialects.postgresql import JSONB
@@ -48,7 +48,7 @@ JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
         datetime: UTCDateTime(),
         dict[str, Any]: JSONType,
         list[Any]: JSONType,
@@ -61,6 +61,4 @@ class WorkspaceScoped:
 
     @declared_attr
     def workspace_id(cls) -> Mapped[str]:
-        return mapped_column(
-            String(40), ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False, index=True
-        )
+        return mapped_column(String(40), ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False, index=True)

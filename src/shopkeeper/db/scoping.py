@@ -12,7 +12,7 @@ from shopkeeper.errors import NotFound
 T = TypeVar("T")
 
 
-def scoped(model: type[T], workspace_id: str) -> Select[tuple[T]]:
+def scoped(model: type[T], workspace_id: str) -> Select[T]:
     """`SELECT model WHERE workspace_id = :ws`: start every tenant query here."""
     column: Any = model.workspace_id  # type: ignore[attr-defined]
     return select(model).where(column == workspace_id)

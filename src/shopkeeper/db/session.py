@@ -29,9 +29,8 @@ class Database:
     @contextmanager
     def session(self, *, write: bool = False) -> Iterator[Session]:
         """One unit of work: commits when the block ends, rolls back if it raises."""
-        with Session(self.write_engine if write else self.engine, expire_on_commit=False) as s:
-            with s.begin():
-                yield s
+        with Session(self.write_engine if write else self.engine, expire_on_commit=False) as s, s.begin():
+            yield s
 
     def dispose(self) -> None:
         self.engine.dispose()

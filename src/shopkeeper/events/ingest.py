@@ -115,17 +115,13 @@ def _row(workspace_id: str, customer_id: str, event: InboundEvent) -> dict[str, 
     }
 
 
-def store(
-    session: Session, batches: Sequence[IngestBatch], cache: IdentityCache, now: datetime
-) -> StoreStats:
+def store(session: Session, batches: Sequence[IngestBatch], cache: IdentityCache, now: datetime) -> StoreStats:
     """Resolve and write every event of `batches` inside the caller's transaction."""
     stats = StoreStats()
     workspace_ids = sorted({b.workspace_id for b in batches})
     settings: dict[str, dict[str, Any]] = {}
     for ws_id, epoch, ws_settings in session.execute(
-        select(Workspace.id, Workspace.identity_epoch, Workspace.settings).where(
-            Workspace.id.in_(workspace_ids)
-        )
+        select(Workspace.id, Workspace.identity_epoch, Workspace.settings).where(Workspace.id.in_(workspace_ids))
     ):
         cache.observe_epoch(ws_id, epoch)
         settings[ws_id] = ws_settings or {}
@@ -135,7 +131,7 @@ def store(
         by_workspace.setdefault(batch.workspace_id, []).extend(batch.events)
         stats.per_batch.append(len(batch.events))
 
-    table = Event.__table__
+    table: Any = Event.__table__
     pending: list[dict[str, Any]] = []
 
     def flush_events() -> None:
@@ -170,9 +166,7 @@ def store(
             if event.type == "identify":
                 if event.traits:
                     unit.patch_traits(customer_id, event.traits)
-                unit.patch_profile(
-                    customer_id, timezone=timezone_from(traits), locale=locale_from(traits)
-                )
+                unit.patch_profile(customer_id, timezone=timezone_from(traits), locale=locale_from(traits))
             pending.append(_row(workspace_id, customer_id, event))
         unit.flush()
         flush_events()

@@ -102,7 +102,7 @@ class IngestWriter:
     def _commit(self, group: list[_Pending]) -> None:
         try:
             self._write([p.batch for p in group])
-        except Exception:  # noqa: BLE001 - isolate the failing request, keep the others
+        except Exception:
             self.cache.clear()
             if len(group) > 1:
                 for item in group:

@@ -1,0 +1,123 @@
+"""SPEC §2/§12: no credential of workspace A can read or change anything of workspace B, on every
+route the app serves. New routes fail this test until they are given a sample request below."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from shopkeeper.db.models import metadata
+from shopkeeper.db.session import Database
+from tests.conftest import WorkspaceKeys
+from tests.helpers import ingest, message
+
+PUBLIC = {"/health", "/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+
+# A valid body for every route that takes one, so the handler would really act if it could.
+SAMPLE_BODIES: dict[tuple[str, str], Any] = {
+    ("POST", "/v1/identify"): {"userId": "iso-u", "traits": {"email": "iso@example.com"}},
+    ("POST", "/v1/track"): {"userId": "iso-u", "event": "Isolated"},
+    ("POST", "/v1/page"): {"userId": "iso-u", "name": "Home"},
+    ("POST", "/v1/screen"): {"userId": "iso-u", "name": "Home"},
+    ("POST", "/v1/group"): {"userId": "iso-u", "groupId": "g"},
+    ("POST", "/v1/alias"): {"userId": "iso-u", "previousId": "b-anon"},
+    ("POST", "/v1/batch"): {"batch": [{"type": "track", "userId": "b-user", "event": "Isolated"}]},
+    ("PATCH", "/api/v1/customers/{customer_id}"): {"traits": {"hacked": True}},
+    ("POST", "/api/v1/customers/{customer_id}/identities"): {"kind": "email", "value": "stolen@example.com"},
+    ("POST", "/api/v1/merges/{merge_id}/undo"): None,
+    ("PATCH", "/api/v1/workspace"): {"name": "Renamed by A"},
+    ("POST", "/api/v1/api-keys"): {"kind": "secret", "name": "from A"},
+    ("DELETE", "/api/v1/api-keys/{key_id}"): None,
+    ("POST", "/api/v1/users"): {"email": "new-user@example.com", "role": "agent"},
+    ("PATCH", "/api/v1/users/{user_id}"): {"role": "viewer"},
+}
+
+
+def snapshot(db: Database, workspace_id: str) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table that belongs to the workspace."""
+    rows: dict[str, list[tuple[Any, ...]]] = {}
+    with db.session() as s:
+        for table in metadata.sorted_tables:
+            column = table.c.get("workspace_id")
+            if column is None:
+                column = table.c.id if table.name == "workspaces" else None
+            if column is None:
+                continue
+            rows[table.name] = sorted(map(tuple, s.execute(select(table).where(column == workspace_id))), key=repr)
+    return rows
+
+
+def populate_b(app_client: httpx.Client, db: Database, b: WorkspaceKeys) -> dict[str, str]:
+    """Give B one of everything a route can address: customer, merge, key, user."""
+    from datetime import timedelta
+
+    from shopkeeper import clock
+    from shopkeeper.clock import FrozenClock
+
+    fake = FrozenClock(clock.now())
+    previous = clock.use(fake)
+    try:
+        ingest(db, b.id, [message("identify", userId="b-user", traits={"email": "b-secret@example.com"})])
+        fake.advance(timedelta(seconds=1))
+        ingest(db, b.id, [message("track", anonymousId="b-anon", event="B Only")])
+        fake.advance(timedelta(seconds=1))
+        ingest(db, b.id, [message("identify", userId="b-user", anonymousId="b-anon")])
+    finally:
+        clock.use(previous)
+    auth = {"Authorization": f"Bearer {b.secret_key}"}
+    customer = app_client.get("/api/v1/customers", params={"q": "b-user"}, headers=auth).json()["data"][0]
+    view = app_client.get(f"/api/v1/customers/{customer['id']}", headers=auth).json()
+    user = app_client.post("/api/v1/users", headers=auth, json={"email": "agent-b@example.com", "role": "agent"}).json()
+    key = app_client.get("/api/v1/api-keys", headers=auth).json()[0]
+    return {
+        "customer_id": customer["id"],
+        "merge_id": view["merges"][0]["id"],
+        "user_id": user["id"],
+        "key_id": key["id"],
+    }
+
+
+def test_workspace_a_cannot_touch_workspace_b_on_any_route(
+    app_client: httpx.Client, db: Database, make_workspace: Any
+) -> None:
+    a: WorkspaceKeys = make_workspace("A")
+    b: WorkspaceKeys = make_workspace("B")
+    b_ids = populate_b(app_client, db, b)
+    # (The ingestion samples reuse B's user and anonymous ids on purpose — to try to attach A's
+    # events to B's profile — so those strings legitimately appear in A's own data.)
+    secrets_of_b = [*b_ids.values(), "b-secret@example.com", b.id, b.slug, "agent-b@example.com"]
+    before = snapshot(db, b.id)
+
+    # The OpenAPI document lists every route the app serves (FastAPI's public view of them).
+    schema_paths: dict[str, dict[str, Any]] = app_client.app.openapi()["paths"]  # type: ignore[attr-defined]
+    routes = {p: ops for p, ops in schema_paths.items() if p not in PUBLIC}
+    assert len(routes) >= 15
+    checked = 0
+    for template, operations in routes.items():
+        for method in sorted(m.upper() for m in operations):
+            key = (method, template)
+            params = re.findall(r"{(\w+)}", template)
+            unknown = [p for p in params if p not in b_ids]
+            assert not unknown, f"{key}: give the isolation test an id of B for {unknown}"
+            path = template.format(**{p: b_ids[p] for p in params})
+            body = SAMPLE_BODIES.get(key)
+            assert key in SAMPLE_BODIES or method == "GET", f"{key}: add a sample body to the isolation test"
+            credentials = [a.write_key] if template.startswith("/v1/") else [a.secret_key, a.write_key]
+            for credential in credentials:
+                r = app_client.request(method, path, json=body, headers={"Authorization": f"Bearer {credential}"})
+                if params:
+                    assert r.status_code in (403, 404), f"{key} with A's key answered {r.status_code}: {r.text}"
+                else:
+                    assert r.status_code < 500, f"{key}: {r.status_code} {r.text}"
+                    leaked = [s for s in secrets_of_b if s in r.text]
+                    assert not leaked, f"{key} showed B's data to A: {leaked}"
+                checked += 1
+            # And without any credential, nothing answers but 401.
+            anonymous = app_client.request(method, path, json=body)
+            assert anonymous.status_code == 401, f"{key} without credentials answered {anonymous.status_code}"
+
+    assert checked > len(routes)
+    assert snapshot(db, b.id) == before, "a request made with A's keys changed workspace B"
