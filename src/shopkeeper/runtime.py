@@ -9,6 +9,7 @@ from fastapi import Request
 from shopkeeper.auth.http import KeyAuthenticator
 from shopkeeper.config import Settings
 from shopkeeper.customers.identity_cache import IdentityCache
+from shopkeeper.db.checkpoint import Checkpointer
 from shopkeeper.db.session import Database
 from shopkeeper.events.writer import IngestWriter
 
@@ -20,13 +21,21 @@ class Runtime:
     identity_cache: IdentityCache
     writer: IngestWriter
     keys: KeyAuthenticator
+    checkpointer: Checkpointer
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
-        db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+        db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, background_checkpoint=True)
         cache = IdentityCache(settings.identity_cache_size)
         writer = IngestWriter(db, cache, max_group=settings.ingest_max_group)
-        return cls(settings=settings, db=db, identity_cache=cache, writer=writer, keys=KeyAuthenticator(db))
+        return cls(
+            settings=settings,
+            db=db,
+            identity_cache=cache,
+            writer=writer,
+            keys=KeyAuthenticator(db),
+            checkpointer=Checkpointer(db),
+        )
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, Integer, String, UniqueConstraint
+from sqlalchemy import Boolean, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shopkeeper.db.base import Base, WorkspaceScoped
@@ -29,6 +29,7 @@ class Workspace(Base):
 
 class ApiKey(Base, WorkspaceScoped):
     __tablename__ = "api_keys"
+    __table_args__ = (Index("ix_api_keys_workspace", "workspace_id", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     kind: Mapped[str] = mapped_column(String(10))
@@ -58,12 +59,17 @@ class AuditEntry(Base, WorkspaceScoped):
     """Who did what to whom: admin actions (trait edits, unmerges, key changes) land here."""
 
     __tablename__ = "audit_log"
+    __table_args__ = (
+        Index("ix_audit_log_time", "workspace_id", "created_at"),
+        Index("ix_audit_log_customer", "workspace_id", "customer_id", "created_at"),
+        Index("ix_audit_log_actor", "workspace_id", "actor", "created_at"),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
-    actor: Mapped[str] = mapped_column(String(80), index=True)
+    actor: Mapped[str] = mapped_column(String(80))
     action: Mapped[str] = mapped_column(String(80))
     subject_type: Mapped[str] = mapped_column(String(40))
     subject_id: Mapped[str] = mapped_column(String(80))
-    customer_id: Mapped[str | None] = mapped_column(String(40), index=True)
+    customer_id: Mapped[str | None] = mapped_column(String(40))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    created_at: Mapped[datetime] = mapped_column(index=True)
+    created_at: Mapped[datetime]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from shopkeeper.db.base import Base, WorkspaceScoped
@@ -16,6 +16,18 @@ IDENTITY_KIND_PREFIXES = ("external:", "social:")
 
 class Customer(Base, WorkspaceScoped):
     __tablename__ = "customers"
+    __table_args__ = (
+        # Listing newest first (ids sort by creation time).
+        Index("ix_customers_workspace_id_desc", "workspace_id", "id"),
+        # Only merged-away profiles have merged_into: a partial index stays tiny.
+        Index(
+            "ix_customers_merged_into",
+            "workspace_id",
+            "merged_into",
+            sqlite_where=text("merged_into IS NOT NULL"),
+            postgresql_where=text("merged_into IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     traits: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -24,7 +36,7 @@ class Customer(Base, WorkspaceScoped):
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
     # Set when this profile was merged into another; the survivor holds its identities and events.
-    merged_into: Mapped[str | None] = mapped_column(String(40), index=True)
+    merged_into: Mapped[str | None] = mapped_column(String(40))
 
 
 class Identity(Base, WorkspaceScoped):
@@ -41,12 +53,13 @@ class Identity(Base, WorkspaceScoped):
             "value",
             postgresql_ops={"value": "text_pattern_ops"},
         ),
+        Index("ix_identities_customer", "customer_id", "kind"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     kind: Mapped[str] = mapped_column(String(64))
     value: Mapped[str] = mapped_column(String(512))
-    customer_id: Mapped[str] = mapped_column(String(40), ForeignKey("customers.id", ondelete="CASCADE"), index=True)
+    customer_id: Mapped[str] = mapped_column(String(40), ForeignKey("customers.id", ondelete="CASCADE"))
     # "event" (with the messageId), "api", "import", "unmerge"
     source: Mapped[str] = mapped_column(String(20))
     source_ref: Mapped[str | None] = mapped_column(String(200))

@@ -13,16 +13,22 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from shopkeeper.customers.identity_cache import IdentityCache
 from shopkeeper.customers.merge import merge_customers
 from shopkeeper.customers.models import Customer, Identity, IdentityConflict
+from shopkeeper.db.bulk import insert_rows
 from shopkeeper.ids import new_id
 
 IdentKey = tuple[str, str]  # (kind, normalised value)
 _LOOKUP_CHUNK = 500
+
+
+def _table(model: type[Any]) -> Table:
+    table: Table = model.__table__
+    return table
 
 
 def apply_trait_patch(traits: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
@@ -280,13 +286,13 @@ class ResolutionUnit:
         """Write the profiles, identities, conflicts and trait changes gathered so far."""
         session = self.session
         if self._new_customers:
-            session.execute(insert(Customer), list(self._new_customers.values()))
+            insert_rows(session, _table(Customer), list(self._new_customers.values()))
             self._new_customers.clear()
         if self._new_identities:
-            session.execute(insert(Identity), self._new_identities)
+            insert_rows(session, _table(Identity), self._new_identities)
             self._new_identities = []
         if self._conflicts:
-            session.execute(insert(IdentityConflict), self._conflicts)
+            insert_rows(session, _table(IdentityConflict), self._conflicts)
             self._conflicts = []
         touched = set(self._trait_patches) | set(self._profile_patches)
         if touched:

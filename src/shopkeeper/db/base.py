@@ -43,7 +43,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+# none_as_null: a missing object is SQL NULL on both engines, whichever path wrote it.
+JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 class Base(DeclarativeBase):
@@ -57,8 +58,12 @@ class Base(DeclarativeBase):
 
 
 class WorkspaceScoped:
-    """Every tenant table carries `workspace_id`; queries go through `scoped()` to filter on it."""
+    """Every tenant table carries `workspace_id`; queries go through `scoped()` to filter on it.
+
+    Not indexed on its own: each table declares composite indexes that start with it, shaped
+    for its own queries (a lone workspace index is one more write per row and rarely used).
+    """
 
     @declared_attr
     def workspace_id(cls) -> Mapped[str]:
-        return mapped_column(String(40), ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False, index=True)
+        return mapped_column(String(40), ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False)

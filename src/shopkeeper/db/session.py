@@ -12,9 +12,12 @@ from shopkeeper.db.engine import make_engine, normalise_url
 
 
 class Database:
-    def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL") -> None:
+    def __init__(self, url: str, *, sqlite_synchronous: str = "NORMAL", background_checkpoint: bool = False) -> None:
         self.url = normalise_url(url)
-        self.engine: Engine = make_engine(self.url, sqlite_synchronous=sqlite_synchronous)
+        self.background_checkpoint = background_checkpoint and self.url.startswith("sqlite")
+        self.engine: Engine = make_engine(
+            self.url, sqlite_synchronous=sqlite_synchronous, sqlite_autocheckpoint=not self.background_checkpoint
+        )
         # Writers take SQLite's write lock at BEGIN; on PostgreSQL the option is ignored.
         self.write_engine: Engine = self.engine.execution_options(sqlite_immediate=True)
 

@@ -20,7 +20,7 @@ from shopkeeper.customers.identity_cache import IdentityCache
 from shopkeeper.customers.normalize import normalise_email, normalise_phone
 from shopkeeper.customers.profile import locale_from, timezone_from
 from shopkeeper.customers.resolution import IdentKey, ResolutionUnit
-from shopkeeper.db.bulk import insert_ignoring_duplicates
+from shopkeeper.db.bulk import insert_rows
 from shopkeeper.events.models import Event
 from shopkeeper.events.schemas import InboundEvent
 from shopkeeper.ids import new_id
@@ -135,7 +135,7 @@ def store(session: Session, batches: Sequence[IngestBatch], cache: IdentityCache
     pending: list[dict[str, Any]] = []
 
     def flush_events() -> None:
-        insert_ignoring_duplicates(session, table, pending, ("workspace_id", "message_id"))
+        insert_rows(session, table, pending, ("workspace_id", "message_id"))
         pending.clear()
 
     for workspace_id, events in by_workspace.items():

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-25 15:43:48.245087
+Create Date: 2026-11-25 15:57:00.660672
 """
 
 from collections.abc import Sequence
@@ -37,13 +37,25 @@ def upgrade() -> None:
         sa.Column("sent_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column(
-            "properties", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=True
+            "properties",
+            sa.JSON(none_as_null=True).with_variant(
+                postgresql.JSONB(none_as_null=True, astext_type=sa.Text()), "postgresql"
+            ),
+            nullable=True,
         ),
         sa.Column(
-            "traits", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=True
+            "traits",
+            sa.JSON(none_as_null=True).with_variant(
+                postgresql.JSONB(none_as_null=True, astext_type=sa.Text()), "postgresql"
+            ),
+            nullable=True,
         ),
         sa.Column(
-            "context", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=True
+            "context",
+            sa.JSON(none_as_null=True).with_variant(
+                postgresql.JSONB(none_as_null=True, astext_type=sa.Text()), "postgresql"
+            ),
+            nullable=True,
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
         sa.UniqueConstraint("workspace_id", "message_id", name=op.f("uq_events_workspace_id_message_id")),
@@ -58,7 +70,11 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("slug", sa.String(length=80), nullable=False),
         sa.Column(
-            "settings", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
+            "settings",
+            sa.JSON(none_as_null=True).with_variant(
+                postgresql.JSONB(none_as_null=True, astext_type=sa.Text()), "postgresql"
+            ),
+            nullable=False,
         ),
         sa.Column("identity_epoch", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -82,7 +98,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("key_hash", name=op.f("uq_api_keys_key_hash")),
     )
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_api_keys_workspace_id"), ["workspace_id"], unique=False)
+        batch_op.create_index("ix_api_keys_workspace", ["workspace_id", "created_at"], unique=False)
 
     op.create_table(
         "audit_log",
@@ -93,7 +109,11 @@ def upgrade() -> None:
         sa.Column("subject_id", sa.String(length=80), nullable=False),
         sa.Column("customer_id", sa.String(length=40), nullable=True),
         sa.Column(
-            "details", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
+            "details",
+            sa.JSON(none_as_null=True).with_variant(
+                postgresql.JSONB(none_as_null=True, astext_type=sa.Text()), "postgresql"
+            ),
+            nullable=False,
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("workspace_id", sa.String(length=40), nullable=False),
@@ -103,16 +123,19 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_log")),
     )
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_audit_log_actor"), ["actor"], unique=False)
-        batch_op.create_index(batch_op.f("ix_audit_log_created_at"), ["created_at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_audit_log_customer_id"), ["customer_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_audit_log_workspace_id"), ["workspace_id"], unique=False)
+        batch_op.create_index("ix_audit_log_actor", ["workspace_id", "actor", "created_at"], unique=False)
+        batch_op.create_index("ix_audit_log_customer", ["workspace_id", "customer_id", "created_at"], unique=False)
+        batch_op.create_index("ix_audit_log_time", ["workspace_id", "created_at"], unique=False)
 
     op.create_table(
         "customers",
         sa.Column("id", sa.String(length=40), nullable=False),
         sa.Column(
-            "traits", sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"), nullable=False
+            "traits",
+            sa.JSON(none_as_null=True).with_variant(
+                postgresql.JSONB(none_as_null=True, astext_type=sa.Text()), "postgresql"
+            ),
+            nullable=False,
         ),
         sa.Column("timezone", sa.String(length=64), nullable=True),
         sa.Column("locale", sa.String(length=35), nullable=True),
@@ -126,8 +149,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_customers")),
     )
     with op.batch_alter_table("customers", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_customers_merged_into"), ["merged_into"], unique=False)
-        batch_op.create_index(batch_op.f("ix_customers_workspace_id"), ["workspace_id"], unique=False)
+        batch_op.create_index(
+            "ix_customers_merged_into",
+            ["workspace_id", "merged_into"],
+            unique=False,
+            sqlite_where=sa.text("merged_into IS NOT NULL"),
+            postgresql_where=sa.text("merged_into IS NOT NULL"),
+        )
+        batch_op.create_index("ix_customers_workspace_id_desc", ["workspace_id", "id"], unique=False)
 
     op.create_table(
         "identity_conflicts",
@@ -150,7 +179,6 @@ def upgrade() -> None:
     with op.batch_alter_table("identity_conflicts", schema=None) as batch_op:
         batch_op.create_index("ix_identity_conflicts_customer", ["workspace_id", "customer_id"], unique=False)
         batch_op.create_index("ix_identity_conflicts_other", ["workspace_id", "other_customer_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_identity_conflicts_workspace_id"), ["workspace_id"], unique=False)
 
     op.create_table(
         "merges",
@@ -161,22 +189,30 @@ def upgrade() -> None:
         sa.Column("trigger", sa.String(length=200), nullable=True),
         sa.Column(
             "identity_ids",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            sa.JSON(none_as_null=True).with_variant(
+                postgresql.JSONB(none_as_null=True, astext_type=sa.Text()), "postgresql"
+            ),
             nullable=False,
         ),
         sa.Column(
             "absorbed_customer_ids",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            sa.JSON(none_as_null=True).with_variant(
+                postgresql.JSONB(none_as_null=True, astext_type=sa.Text()), "postgresql"
+            ),
             nullable=False,
         ),
         sa.Column(
             "source_traits",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            sa.JSON(none_as_null=True).with_variant(
+                postgresql.JSONB(none_as_null=True, astext_type=sa.Text()), "postgresql"
+            ),
             nullable=False,
         ),
         sa.Column(
             "target_traits",
-            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            sa.JSON(none_as_null=True).with_variant(
+                postgresql.JSONB(none_as_null=True, astext_type=sa.Text()), "postgresql"
+            ),
             nullable=False,
         ),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -191,7 +227,6 @@ def upgrade() -> None:
     with op.batch_alter_table("merges", schema=None) as batch_op:
         batch_op.create_index("ix_merges_source", ["workspace_id", "source_customer_id"], unique=False)
         batch_op.create_index("ix_merges_target", ["workspace_id", "target_customer_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_merges_workspace_id"), ["workspace_id"], unique=False)
 
     op.create_table(
         "users",
@@ -210,9 +245,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("workspace_id", "email", name=op.f("uq_users_workspace_id_email")),
     )
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_users_workspace_id"), ["workspace_id"], unique=False)
-
     op.create_table(
         "identities",
         sa.Column("id", sa.String(length=40), nullable=False),
@@ -233,11 +265,10 @@ def upgrade() -> None:
         sa.UniqueConstraint("workspace_id", "kind", "value", name=op.f("uq_identities_workspace_id_kind_value")),
     )
     with op.batch_alter_table("identities", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_identities_customer_id"), ["customer_id"], unique=False)
+        batch_op.create_index("ix_identities_customer", ["customer_id", "kind"], unique=False)
         batch_op.create_index(
             "ix_identities_value", ["workspace_id", "value"], unique=False, postgresql_ops={"value": "text_pattern_ops"}
         )
-        batch_op.create_index(batch_op.f("ix_identities_workspace_id"), ["workspace_id"], unique=False)
 
     # ### end Alembic commands ###
 
@@ -245,41 +276,38 @@ def upgrade() -> None:
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     with op.batch_alter_table("identities", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_identities_workspace_id"))
         batch_op.drop_index("ix_identities_value", postgresql_ops={"value": "text_pattern_ops"})
-        batch_op.drop_index(batch_op.f("ix_identities_customer_id"))
+        batch_op.drop_index("ix_identities_customer")
 
     op.drop_table("identities")
-    with op.batch_alter_table("users", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_users_workspace_id"))
-
     op.drop_table("users")
     with op.batch_alter_table("merges", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_merges_workspace_id"))
         batch_op.drop_index("ix_merges_target")
         batch_op.drop_index("ix_merges_source")
 
     op.drop_table("merges")
     with op.batch_alter_table("identity_conflicts", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_identity_conflicts_workspace_id"))
         batch_op.drop_index("ix_identity_conflicts_other")
         batch_op.drop_index("ix_identity_conflicts_customer")
 
     op.drop_table("identity_conflicts")
     with op.batch_alter_table("customers", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_customers_workspace_id"))
-        batch_op.drop_index(batch_op.f("ix_customers_merged_into"))
+        batch_op.drop_index("ix_customers_workspace_id_desc")
+        batch_op.drop_index(
+            "ix_customers_merged_into",
+            sqlite_where=sa.text("merged_into IS NOT NULL"),
+            postgresql_where=sa.text("merged_into IS NOT NULL"),
+        )
 
     op.drop_table("customers")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_audit_log_workspace_id"))
-        batch_op.drop_index(batch_op.f("ix_audit_log_customer_id"))
-        batch_op.drop_index(batch_op.f("ix_audit_log_created_at"))
-        batch_op.drop_index(batch_op.f("ix_audit_log_actor"))
+        batch_op.drop_index("ix_audit_log_time")
+        batch_op.drop_index("ix_audit_log_customer")
+        batch_op.drop_index("ix_audit_log_actor")
 
     op.drop_table("audit_log")
     with op.batch_alter_table("api_keys", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_api_keys_workspace_id"))
+        batch_op.drop_index("ix_api_keys_workspace")
 
     op.drop_table("api_keys")
     op.drop_table("workspaces")
