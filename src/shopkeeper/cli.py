@@ -90,6 +90,79 @@ def db_upgrade() -> None:
     console.print(f"database at revision {current(url)}")
 
 
+@app.command()
+def demo(
+    seed: Annotated[int, typer.Option(help="same seed and options, same shop (and same messageIds)")] = 42,
+    customers: Annotated[int, typer.Option(help="named customers; anonymous visitors come on top")] = 10_000,
+    events: Annotated[int, typer.Option(help="page and track events; identify calls come on top")] = 200_000,
+    until: Annotated[
+        str | None, typer.Option(help="the data covers the 12 months before this day, YYYY-MM-DD [default: today]")
+    ] = None,
+    workspace_name: Annotated[str, typer.Option(help="the demo's workspace (found again by its slug)")] = "Demo Shop",
+    if_empty: Annotated[bool, typer.Option("--if-empty", help="do nothing if the demo's workspace exists")] = False,
+) -> None:
+    """Load a realistic synthetic shop: a year of visits, orders and sign-ups, through real ingestion.
+
+    The same options give the same events and messageIds, so a second run stores nothing new.
+    """
+    import time
+    from datetime import date, timedelta
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from shopkeeper.auth.service import slugify
+    from shopkeeper.demo.generator import DemoOptions, DemoShop
+    from shopkeeper.demo.load import check_same_demo, find_workspace, open_workspace, write_shop
+    from shopkeeper.errors import Invalid
+
+    def go() -> None:
+        try:
+            day = date.fromisoformat(until) if until is not None else clock.now().date()
+        except ValueError:
+            raise Invalid(f"--until: {until!r} is not a date such as 2026-03-01", field="until") from None
+        if not 1 <= len(workspace_name.strip()) <= 200:
+            raise Invalid("--workspace-name: must be 1 to 200 characters", field="workspace_name")
+        options = DemoOptions(until=day, seed=seed, customers=customers, events=events)
+        options.validate()
+        db = _migrated()
+        if if_empty and find_workspace(db, workspace_name) is not None:
+            console.print(f"workspace {slugify(workspace_name)!r} exists already: demo not loaded (--if-empty)")
+            return
+        started = time.perf_counter()
+        with err.status("planning the shop…"):
+            shop = DemoShop.build(options)
+        workspace = open_workspace(db, workspace_name, clock.now())
+        if not workspace.created:
+            check_same_demo(db, workspace.id, shop)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=err, transient=True, refresh_per_second=4) as progress:
+            task = progress.add_task("writing events", total=shop.event_count)
+            stats = write_shop(db, workspace.id, shop, on_progress=lambda n: progress.advance(task, n))
+        seconds = time.perf_counter() - started
+        last_day = shop.window.end - timedelta(days=1)
+        console.print(
+            f"{customers:,} customers and {len(shop.visitors):,} anonymous visitors, "
+            f"{shop.window.start:%Y-%m-%d} to {last_day:%Y-%m-%d}",
+            highlight=False,
+        )
+        console.print(
+            f"events     {stats.generated:,} ({options.events:,} page and track, "
+            f"{shop.event_count - options.events:,} identify)",
+            highlight=False,
+        )
+        console.print(f"stored     {stats.stored:,} new, {stats.duplicates:,} already there, in {seconds:.1f} s")
+        console.print(f"workspace  {workspace.id}  ({workspace.slug})", highlight=False)
+        if workspace.created:
+            console.print(f"write key  {workspace.write_key}", highlight=False)
+            console.print(f"secret key {workspace.secret_key}", highlight=False)
+            console.print("[dim]Keys are stored hashed; copy them now.[/dim]")
+        else:
+            hint = f"shopkeeper key create {workspace.slug}"
+            console.print(f"[dim]Keys were shown when it was made; for new ones: {hint}[/dim]", highlight=False)
+
+    _run(go)
+
+
 @workspace_app.command("create")
 def workspace_create(
     name: str,
