@@ -282,3 +282,14 @@ def test_cache_from_another_process_is_dropped_after_a_merge(
     ingest(db, workspace.id, [message("track", anonymousId="tab", event="After Merge")], cache=cache_b)
     survivor = owner(db, workspace.id, "user_id", "u-1")
     assert [e.name for e in events_of(db, survivor) if e.type == "track"] == ["After Merge"]  # type: ignore[arg-type]
+
+
+def test_oldest_means_first_seen_also_for_history_imported_late(db: Database, workspace: WorkspaceKeys) -> None:
+    # Imported in this order, but the anonymous visitor was seen a year before the account existed.
+    ingest(db, workspace.id, [message("identify", userId="u-late", timestamp="2026-02-01T00:00:00Z")])
+    ingest(db, workspace.id, [message("page", anonymousId="early-bird", timestamp="2025-02-01T00:00:00Z")])
+    account = owner(db, workspace.id, "user_id", "u-late")
+    visitor = owner(db, workspace.id, "anonymous_id", "early-bird")
+    ingest(db, workspace.id, [message("identify", userId="u-late", anonymousId="early-bird")])
+    assert customer(db, account).merged_into == visitor  # type: ignore[arg-type]
+    assert customer(db, visitor).created_at.year == 2025  # type: ignore[arg-type]

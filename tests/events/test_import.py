@@ -19,9 +19,13 @@ def test_jsonl_import_stores_good_lines_reports_bad_ones_and_is_idempotent(
 ) -> None:
     path = tmp_path / "events.jsonl"
     lines = [
-        orjson.dumps({"type": "track", "anonymousId": "a-1", "event": "Product Viewed", "timestamp": "2026-01-02T03:04:05Z"}),
+        orjson.dumps(
+            {"type": "track", "anonymousId": "a-1", "event": "Product Viewed", "timestamp": "2026-01-02T03:04:05Z"}
+        ),
         b"{not json",
-        orjson.dumps({"type": "identify", "anonymousId": "a-1", "userId": "u-1", "traits": {"email": "imp@example.com"}}),
+        orjson.dumps(
+            {"type": "identify", "anonymousId": "a-1", "userId": "u-1", "traits": {"email": "imp@example.com"}}
+        ),
         b"",
         orjson.dumps({"type": "track", "event": "Nobody"}),
         orjson.dumps({"type": "track", "userId": "u-1", "event": "Order Completed", "messageId": "given-id"}),
@@ -58,11 +62,17 @@ def test_csv_customer_import_links_identities_and_types_traits(
     assert report.stored == 2
     assert [n for n, _ in report.errors] == [4, 5]
     with db.session() as s:
-        one = s.scalar(select(Identity.customer_id).where(Identity.kind == "email", Identity.value == "one@example.com"))
+        one = s.scalar(
+            select(Identity.customer_id).where(Identity.kind == "email", Identity.value == "one@example.com")
+        )
         customer = s.get(Customer, one)
         assert customer is not None
         assert customer.traits == {
-            "email": "One@Example.com", "phone": "+14155550123", "plan": "pro", "lifetime_orders": 12, "vip": True
+            "email": "One@Example.com",
+            "phone": "+14155550123",
+            "plan": "pro",
+            "lifetime_orders": 12,
+            "vip": True,
         }
         phone_owner = s.scalar(select(Identity.customer_id).where(Identity.kind == "phone"))
     assert phone_owner == one

@@ -53,7 +53,9 @@ class Identity(Base, WorkspaceScoped):
             "value",
             postgresql_ops={"value": "text_pattern_ops"},
         ),
-        Index("ix_identities_customer", "customer_id", "kind"),
+        # Leading with workspace_id as well, so that SQLite's planner (which has no statistics
+        # until ANALYZE) never prefers ix_identities_value for "identities of this customer".
+        Index("ix_identities_customer", "workspace_id", "customer_id", "kind"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

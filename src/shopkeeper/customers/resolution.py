@@ -141,8 +141,13 @@ class ResolutionUnit:
         *,
         timezone: str | None = None,
         locale: str | None = None,
+        seen_at: datetime | None = None,
     ) -> str:
-        """The customer these identifiers belong to, creating, linking or merging as needed."""
+        """The customer these identifiers belong to, creating, linking or merging as needed.
+
+        `seen_at` (the event's time) dates a new profile, so that "the oldest profile" means the
+        one first seen, also when history is imported after the fact; never later than now."""
+        born = self.now if seen_at is None else min(seen_at, self.now)
         found: dict[str, list[IdentKey]] = {}
         missing: list[IdentKey] = []
         for key in keys:
@@ -153,7 +158,7 @@ class ResolutionUnit:
                 found.setdefault(owner, []).append(key)
 
         if not found:
-            target = self._create(timezone, locale)
+            target = self._create(timezone, locale, born)
             self._user_id[target] = None
         elif len(found) == 1 and (user_id is None or ("user_id", user_id) in next(iter(found.values()))):
             # The common case: every known identifier already points at one profile that either
@@ -162,7 +167,7 @@ class ResolutionUnit:
             if missing and any(k[0] == "user_id" for k in missing):
                 self._load_meta([target])
         else:
-            target = self._reconcile(found, user_id, trigger, timezone, locale)
+            target = self._reconcile(found, user_id, trigger, timezone, locale, born)
 
         self._attach(target, missing, trigger)
         return target
@@ -174,6 +179,7 @@ class ResolutionUnit:
         trigger: str,
         timezone: str | None,
         locale: str | None,
+        born: datetime,
     ) -> str:
         candidates = list(found)
         self._load_meta(candidates)
@@ -186,7 +192,7 @@ class ResolutionUnit:
             for other in compatible[1:]:
                 self._merge(other, target, found[other], trigger)
         else:
-            target = self._create(timezone, locale)
+            target = self._create(timezone, locale, born)
             self._user_id[target] = None
         for other in incompatible:
             for kind, value in found[other]:
@@ -204,7 +210,7 @@ class ResolutionUnit:
                 )
         return target
 
-    def _create(self, timezone: str | None, locale: str | None) -> str:
+    def _create(self, timezone: str | None, locale: str | None, born: datetime) -> str:
         cid = new_id("cus")
         self._new_customers[cid] = {
             "id": cid,
@@ -212,11 +218,11 @@ class ResolutionUnit:
             "traits": {},
             "timezone": timezone,
             "locale": locale,
-            "created_at": self.now,
+            "created_at": born,
             "updated_at": self.now,
             "merged_into": None,
         }
-        self._created[cid] = (self.now, cid)
+        self._created[cid] = (born, cid)
         self.customers_created += 1
         return cid
 

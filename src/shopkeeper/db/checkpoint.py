@@ -17,9 +17,10 @@ log = logging.getLogger(__name__)
 
 
 class Checkpointer:
-    def __init__(self, db: Database, interval: float = 0.5) -> None:
+    def __init__(self, db: Database, interval: float = 0.5, optimize_every: int = 1200) -> None:
         self.db = db
         self.interval = interval
+        self.optimize_every = optimize_every
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -54,5 +55,25 @@ class Checkpointer:
             return None
 
     def _run(self) -> None:
+        ticks = 0
         while not self._stop.wait(self.interval):
             self.checkpoint("PASSIVE")
+            ticks += 1
+            if ticks % self.optimize_every == 1:
+                self.optimize()
+
+    def optimize(self) -> None:
+        """Keep the planner's statistics fresh as tables grow: without them SQLite can pick a
+        workspace-wide index scan over the right index."""
+        try:
+            raw = self.db.engine.raw_connection()
+            try:
+                cursor = raw.cursor()
+                # analysis_limit keeps ANALYZE to a sample: milliseconds even on millions of rows.
+                cursor.execute("PRAGMA analysis_limit=1000")
+                cursor.execute("ANALYZE")
+                cursor.close()
+            finally:
+                raw.close()
+        except Exception:  # retried on a later tick
+            log.exception("ANALYZE failed")

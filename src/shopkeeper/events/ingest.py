@@ -162,6 +162,7 @@ def store(session: Session, batches: Sequence[IngestBatch], cache: IdentityCache
                 f"event:{event.message_id}",
                 timezone=timezone_from(traits, event.context),
                 locale=locale_from(traits, event.context),
+                seen_at=event.timestamp,
             )
             if event.type == "identify":
                 if event.traits:

@@ -265,7 +265,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("workspace_id", "kind", "value", name=op.f("uq_identities_workspace_id_kind_value")),
     )
     with op.batch_alter_table("identities", schema=None) as batch_op:
-        batch_op.create_index("ix_identities_customer", ["customer_id", "kind"], unique=False)
+        batch_op.create_index("ix_identities_customer", ["workspace_id", "customer_id", "kind"], unique=False)
         batch_op.create_index(
             "ix_identities_value", ["workspace_id", "value"], unique=False, postgresql_ops={"value": "text_pattern_ops"}
         )
