@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -13,6 +14,9 @@ from rich.console import Console
 from shopkeeper import clock
 from shopkeeper.config import get_settings
 from shopkeeper.errors import ShopkeeperError
+
+if TYPE_CHECKING:  # imported lazily at run time to keep `--help` fast
+    from shopkeeper.db.session import Database
 
 app = typer.Typer(help="Shopkeeper: customer profiles, conversations and journeys.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
@@ -23,6 +27,8 @@ app.add_typer(db_app, name="db")
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(key_app, name="key")
 app.add_typer(user_app, name="user")
+bench_app = typer.Typer(help="Benchmarks against a real server (SPEC §11).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
 
 console = Console()
 err = Console(stderr=True)
@@ -39,14 +45,14 @@ def _clear_errors() -> Iterator[None]:
         raise typer.Exit(code=2) from None
 
 
-def _database() -> "Database":  # noqa: UP037 - imported lazily to keep `--help` fast
+def _database() -> Database:
     from shopkeeper.db.session import Database
 
     settings = get_settings()
     return Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
 
 
-def _migrated() -> "Database":  # noqa: UP037
+def _migrated() -> Database:
     from shopkeeper.db.migrate import upgrade
 
     upgrade(get_settings().database_url)
@@ -252,6 +258,69 @@ def user_create(
         console.print(f"user {user.id} {user.email} ({user.role})")
 
     _run(go)
+
+
+@bench_app.command("ingest")
+def bench_ingest(
+    database_url: Annotated[
+        str,
+        typer.Option(
+            help="`sqlite` (a temporary file), a sqlite:/// URL, or a PostgreSQL URL: a fresh database "
+            "is made next to it and dropped afterwards; with --target, the target's database (for the checks)"
+        ),
+    ] = "sqlite",
+    target: Annotated[str | None, typer.Option(help="a running server, e.g. http://127.0.0.1:8000")] = None,
+    write_key: Annotated[str | None, typer.Option(help="the write key for --target")] = None,
+    events: Annotated[int, typer.Option(help="events sent through /v1/batch")] = 200_000,
+    batch_size: Annotated[int, typer.Option(help="events per /v1/batch request")] = 100,
+    concurrency: Annotated[int, typer.Option(help="concurrent keep-alive connections for /v1/batch")] = 8,
+    track_requests: Annotated[int, typer.Option(help="single /v1/track requests per latency run")] = 2000,
+    track_senders: Annotated[int, typer.Option(help="concurrent senders in the second latency run")] = 4,
+    people: Annotated[int, typer.Option(help="distinct visitors the events come from")] = 50_000,
+    client: Annotated[str, typer.Option(help="HTTP client: raw (asyncio streams, cheapest) or httpx")] = "raw",
+    json_path: Annotated[Path | None, typer.Option("--json", help="also write every figure to this file")] = None,
+) -> None:
+    """Durable ingestion over real HTTP: events/s through /v1/batch, then /v1/track latency."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from shopkeeper.bench.client import CLIENT_KINDS
+    from shopkeeper.bench.ingest import IngestOptions, run_ingest_bench
+    from shopkeeper.bench.report import render, write_json
+
+    if client not in CLIENT_KINDS:
+        err.print(f"[red]error:[/red] --client: must be one of {', '.join(CLIENT_KINDS)}", highlight=False)
+        raise typer.Exit(code=2)
+    options = IngestOptions(
+        database=database_url if (target is None or database_url != "sqlite") else None,
+        target=target,
+        write_key=write_key,
+        events=events,
+        batch_size=batch_size,
+        concurrency=concurrency,
+        track_requests=track_requests,
+        track_senders=track_senders,
+        people=people,
+        client=client,
+    )
+    _run(options.validate)
+    if json_path is not None and not json_path.parent.is_dir():
+        err.print(f"[red]error:[/red] --json: directory {json_path.parent} does not exist", highlight=False)
+        raise typer.Exit(code=2)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True, refresh_per_second=4) as progress:
+
+        def phase(name: str, total: int) -> Callable[[int], None]:
+            task = progress.add_task(name, total=total)
+            return lambda n: progress.advance(task, n)
+
+        figures = _run(lambda: run_ingest_bench(options, phase=phase))
+    render(figures, console)
+    if json_path is not None:
+        write_json(figures, json_path)
+        console.print(f"figures written to {json_path}")
+    if not figures.ok:
+        err.print("[red]error:[/red] requests failed or the stored count does not match", highlight=False)
+        raise typer.Exit(code=1)
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

@@ -88,6 +88,7 @@ class LatencyFigures:
     errors: int
     wall_seconds: float
     latency: LatencySummary
+    client_cpu_seconds: float = 0.0
     first_error: str | None = None
 
 
@@ -130,9 +131,7 @@ class IngestFigures:
     def ok(self) -> bool:
         """True when no request failed and every stored-count check that ran matched."""
         checks = [c for c in (self.throughput_check, self.final_check) if c is not None]
-        errors = sum(
-            f.errors for f in (self.throughput, self.track_sequential, self.track_concurrent) if f is not None
-        )
+        errors = sum(f.errors for f in (self.throughput, self.track_sequential, self.track_concurrent) if f is not None)
         return errors == 0 and all(c.ok for c in checks)
 
     def to_dict(self) -> dict[str, Any]:
@@ -167,7 +166,7 @@ def _check(c: StoredCheck | None) -> str:
 def _latency_row(table: Table, label: str, f: LatencyFigures | None) -> None:
     if f is None:
         return
-    errors = f"  [red]{f.errors} errors[/red]" if f.errors else ""
+    errors = f"  [red]{f.errors} errors[/red] {f.first_error or ''}" if f.errors else ""
     rps = f.requests / f.wall_seconds if f.wall_seconds > 0 else 0.0
     table.add_row(label, f"{_lat(f.latency)} ms  ({f.requests:,} requests, {rps:,.0f}/s){errors}")
 
@@ -197,10 +196,9 @@ def render(figures: IngestFigures, console: Console) -> None:
         _latency_row(table, label, figures.track_concurrent)
     if figures.final_check is not None:
         table.add_row("stored at the end", _check(figures.final_check))
-        table.add_row(
-            "customers / merges", f"{figures.final_check.customers:,} / {figures.final_check.merges:,}"
-        )
-    table.add_row("server RSS (now / peak)", f"{_mib(figures.server_rss_bytes)} / {_mib(figures.server_peak_rss_bytes)}")
+        table.add_row("customers / merges", f"{figures.final_check.customers:,} / {figures.final_check.merges:,}")
+    rss = f"{_mib(figures.server_rss_bytes)} / {_mib(figures.server_peak_rss_bytes)}"
+    table.add_row("server RSS (now / peak)", rss)
     table.add_row("database on disk", _mib(figures.database_bytes))
     for note in figures.notes:
         table.add_row("note", note)

@@ -40,7 +40,7 @@ class BenchDatabase:
         """Bytes on disk: the SQLite file with its WAL and shared-memory files, or PostgreSQL's
         `pg_database_size` (what `du` would say of the database's directory)."""
         if self.path is not None:
-            files = [self.path, self.path.with_name(self.path.name + "-wal"), self.path.with_name(self.path.name + "-shm")]
+            files = [self.path.with_name(self.path.name + suffix) for suffix in ("", "-wal", "-shm")]
             return sum(f.stat().st_size for f in files if f.exists())
         engine = create_engine(normalise_url(self.url))
         try:
