@@ -72,12 +72,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         if settings.should_auto_migrate:
             upgrade(settings.database_url)
         runtime.writer.start()
-        runtime.checkpointer.start()
+        runtime.maintenance.start()
         try:
             yield
         finally:
             runtime.writer.stop()
-            runtime.checkpointer.stop()
+            runtime.maintenance.stop()
             runtime.db.dispose()
 
     app = FastAPI(

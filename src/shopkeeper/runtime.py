@@ -9,7 +9,7 @@ from fastapi import Request
 from shopkeeper.auth.http import KeyAuthenticator
 from shopkeeper.config import Settings
 from shopkeeper.customers.identity_cache import IdentityCache
-from shopkeeper.db.checkpoint import Checkpointer
+from shopkeeper.db.maintenance import Maintenance
 from shopkeeper.db.session import Database
 from shopkeeper.events.writer import IngestWriter
 
@@ -21,7 +21,7 @@ class Runtime:
     identity_cache: IdentityCache
     writer: IngestWriter
     keys: KeyAuthenticator
-    checkpointer: Checkpointer
+    maintenance: Maintenance
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -34,7 +34,7 @@ class Runtime:
             identity_cache=cache,
             writer=writer,
             keys=KeyAuthenticator(db),
-            checkpointer=Checkpointer(db),
+            maintenance=Maintenance(db),
         )
 
 

@@ -59,5 +59,11 @@ class IdentityCache:
                 self._epochs.clear()
             self._epochs[workspace_id] = epoch
 
+    def note_own_bump(self, workspace_id: str) -> None:
+        """This process moved identities (and updated the cache itself): expect epoch + 1."""
+        with self._lock:
+            if workspace_id in self._epochs:
+                self._epochs[workspace_id] += 1
+
     def __len__(self) -> int:
         return len(self._young) + len(self._old)

@@ -44,17 +44,19 @@ def merge_customers(
     reason: str,
     trigger: str | None,
     now: datetime,
-) -> Merge:
+) -> tuple[Merge, list[tuple[str, str]]]:
+    """Returns the merge record and the (kind, value) of every identifier that moved."""
     source = get_scoped(session, Customer, workspace_id, source_id, "customer")
     target = get_scoped(session, Customer, workspace_id, target_id, "customer")
     if source.merged_into or target.merged_into or source.id == target.id:
         raise Conflict(f"cannot merge {source_id} into {target_id}: one was merged already")
 
-    identity_ids = list(
-        session.scalars(
-            select(Identity.id).where(Identity.workspace_id == workspace_id, Identity.customer_id == source.id)
+    moved = session.execute(
+        select(Identity.id, Identity.kind, Identity.value).where(
+            Identity.workspace_id == workspace_id, Identity.customer_id == source.id
         )
-    )
+    ).all()
+    identity_ids = [row.id for row in moved]
     absorbed = list(
         session.scalars(
             select(Customer.id).where(Customer.workspace_id == workspace_id, Customer.merged_into == source.id)
@@ -98,7 +100,7 @@ def merge_customers(
     source.updated_at = now
     bump_identity_epoch(session, workspace_id)
     session.flush()
-    return record
+    return record, [(row.kind, row.value) for row in moved]
 
 
 def unmerge(session: Session, workspace_id: str, merge_id: str, *, actor: str, now: datetime) -> Merge:

@@ -67,7 +67,9 @@ def _plan(table: Table, dialect: str, conflict: Sequence[str]) -> tuple[list[str
         marks = ", ".join("?" for _ in names)
         sql = f'INSERT INTO "{table.name}" ({quoted}) VALUES ({marks}){on_conflict}'
     elif dialect == "postgresql":
-        arrays = ", ".join(f"%s::{_pg_array_type(c.type)}" for c in table.columns)
+        # %b: arrays go over in binary; text mode escapes every string (measured: 31% of the
+        # insert's time went to psycopg quoting JSON text).
+        arrays = ", ".join(f"%b::{_pg_array_type(c.type)}" for c in table.columns)
         sql = f'INSERT INTO "{table.name}" ({quoted}) SELECT * FROM unnest({arrays}){on_conflict}'
     else:  # pragma: no cover - only the two engines above are stores of record
         raise NotImplementedError(dialect)

@@ -59,7 +59,7 @@ def _configure_sqlite(engine: Engine, synchronous: str, autocheckpoint: bool) ->
         cur.execute("PRAGMA cache_size=-65536")
         cur.execute("PRAGMA temp_store=MEMORY")
         if not autocheckpoint:
-            # A server checkpoints from its own thread (see checkpoint.py) so that no commit
+            # A server checkpoints from its own thread (see maintenance.py) so that no commit
             # waits for the WAL to be copied back and fsynced.
             cur.execute("PRAGMA wal_autocheckpoint=0")
         cur.close()

@@ -133,8 +133,19 @@ def store(session: Session, batches: Sequence[IngestBatch], cache: IdentityCache
 
     table: Any = Event.__table__
     pending: list[dict[str, Any]] = []
+    # Profiles merged away while their events were still pending: merged → survivor.
+    redirect: dict[str, str] = {}
+
+    def survivor(customer_id: str) -> str:
+        while customer_id in redirect:
+            customer_id = redirect[customer_id]
+        return customer_id
 
     def flush_events() -> None:
+        if redirect:
+            for row in pending:
+                row["customer_id"] = survivor(row["customer_id"])
+            redirect.clear()
         insert_rows(session, table, pending, ("workspace_id", "message_id"))
         pending.clear()
 
@@ -144,11 +155,12 @@ def store(session: Session, batches: Sequence[IngestBatch], cache: IdentityCache
         fresh = _drop_duplicates(session, workspace_id, events)
         stats.duplicates += len(events) - len(fresh)
         region = settings[workspace_id].get("default_phone_region")
-        unit = ResolutionUnit(session, workspace_id, cache, now, before_merge=flush_events)
+        unit = ResolutionUnit(session, workspace_id, cache, now, on_merge=redirect.__setitem__)
         keyed = [(event, identifiers_of(event, region)) for event in fresh]
         prefetch: list[IdentKey] = [k for _, keys in keyed for k in keys]
         prefetch += [(kind, e.previous_id) for e, _ in keyed if e.previous_id for kind in ("user_id", "anonymous_id")]
         unit.prefetch(prefetch)
+        unit.preload_meta((keys, event.user_id) for event, keys in keyed)
 
         for event, keys in keyed:
             if event.previous_id:
