@@ -23,10 +23,12 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 workspace_app = typer.Typer(help="Workspaces (tenants).", no_args_is_help=True)
 key_app = typer.Typer(help="API keys.", no_args_is_help=True)
 user_app = typer.Typer(help="Users and roles.", no_args_is_help=True)
+import_app = typer.Typer(help="Bulk import of events (JSONL) and customers (CSV).", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(workspace_app, name="workspace")
 app.add_typer(key_app, name="key")
 app.add_typer(user_app, name="user")
+app.add_typer(import_app, name="import")
 bench_app = typer.Typer(help="Benchmarks against a real server (SPEC §11).", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
 
@@ -68,17 +70,26 @@ def _run(fn: Callable[[], T]) -> T:
 def serve(
     host: Annotated[str | None, typer.Option(help="interface to listen on")] = None,
     port: Annotated[int | None, typer.Option(help="TCP port")] = None,
+    workers: Annotated[
+        int | None, typer.Option(min=1, max=64, help="server processes (each with its own ingest writer)")
+    ] = None,
 ) -> None:
     """Run the API (and, in embedded mode, everything else) in this process."""
     import uvicorn
 
-    from shopkeeper.app import create_app
-
     settings = get_settings()
+    count = workers or settings.workers
+    if settings.should_auto_migrate:
+        # Once, before any worker starts, so that several workers never race to migrate.
+        from shopkeeper.db.migrate import upgrade
+
+        upgrade(settings.database_url)
     uvicorn.run(
-        create_app(settings),
+        "shopkeeper.app:create_app",
+        factory=True,
         host=host or settings.host,
         port=port or settings.port,
+        workers=count,
         log_level=settings.log_level,
         loop="uvloop",
         http="httptools",
@@ -167,6 +178,64 @@ def demo(
             console.print(f"[dim]Keys were shown when it was made; for new ones: {hint}[/dim]", highlight=False)
 
     _run(go)
+
+
+def _import(path: Path, workspace: str, kind: str) -> None:
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from shopkeeper.auth.service import find_workspace
+    from shopkeeper.errors import Invalid
+    from shopkeeper.events.importer import csv_customers, import_messages, jsonl_messages
+
+    def go() -> None:
+        if not path.is_file():
+            raise Invalid(f"{path}: no such file", field="path")
+        db = _migrated()
+        with db.session() as session:
+            ws = find_workspace(session, workspace)
+        reader = jsonl_messages(path) if kind == "events" else csv_customers(path)
+        columns = (
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed:,} lines"),
+            TimeElapsedColumn(),
+        )
+        with Progress(*columns, console=err, transient=True) as progress:
+            task = progress.add_task(f"importing {path.name}", total=None)
+            report = import_messages(db, ws.id, reader, progress=lambda n: progress.advance(task, n))
+        console.print(
+            f"{report.lines:,} lines: {report.stored:,} stored, {report.duplicates:,} already there, "
+            f"{report.rejected:,} rejected",
+            highlight=False,
+        )
+        for number, message in report.errors[:20]:
+            err.print(f"line {number}: {message}", highlight=False)
+        if report.rejected > 20:
+            err.print(f"… and {report.rejected - 20:,} more rejected lines", highlight=False)
+        if report.rejected:
+            raise typer.Exit(code=2)
+
+    _run(go)
+
+
+@import_app.command("events")
+def import_events(
+    path: Annotated[Path, typer.Argument(help="JSONL file: one Segment message (with its type) per line")],
+    workspace: Annotated[str, typer.Option(help="workspace id or slug")],
+) -> None:
+    """Import events; bad lines are reported by number while the good ones are stored."""
+    _import(path, workspace, "events")
+
+
+@import_app.command("customers")
+def import_customers(
+    path: Annotated[
+        Path, typer.Argument(help="CSV with a header row; user_id/anonymous_id identify, other columns are traits")
+    ],
+    workspace: Annotated[str, typer.Option(help="workspace id or slug")],
+) -> None:
+    """Import customer profiles (each row is an identify call)."""
+    _import(path, workspace, "customers")
 
 
 @workspace_app.command("create")

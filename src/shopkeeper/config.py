@@ -16,6 +16,7 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./shopkeeper.db"
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(default=1, ge=1, le=64)
     # SQLite `synchronous`: NORMAL survives a crash of the process (kill -9) with WAL;
     # FULL also survives a power cut, at the cost of an fsync per commit.
     sqlite_synchronous: str = Field(default="NORMAL", pattern="^(NORMAL|FULL|EXTRA)$")

@@ -159,6 +159,7 @@ def store(session: Session, batches: Sequence[IngestBatch], cache: IdentityCache
         keyed = [(event, identifiers_of(event, region)) for event in fresh]
         prefetch: list[IdentKey] = [k for _, keys in keyed for k in keys]
         prefetch += [(kind, e.previous_id) for e, _ in keyed if e.previous_id for kind in ("user_id", "anonymous_id")]
+        unit.lock(prefetch)
         unit.prefetch(prefetch)
         unit.preload_meta((keys, event.user_id) for event, keys in keyed)
 

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +26,7 @@ from shopkeeper.events.ingest import IngestBatch, store
 from shopkeeper.events.schemas import InboundEvent
 
 log = logging.getLogger(__name__)
-_RETRIES = 3
+_RETRIES = 6
 
 
 @dataclass(slots=True)
@@ -121,9 +123,13 @@ class IngestWriter:
                     store(session, batches, self.cache, clock.now())
                 self.commits += 1
                 return
-            except (IntegrityError, DBAPIError):
-                # Another process linked the same identifier first (PostgreSQL with several
-                # servers) or a lock timed out: forget cached identities and resolve again.
+            except (IntegrityError, DBAPIError) as exc:
+                # Another process got there first (several servers on PostgreSQL: a deadlock
+                # on profile rows during a merge, say) or a lock timed out: forget cached
+                # identities, wait a moment (with jitter, so the two do not collide again)
+                # and resolve again from what is committed now.
                 self.cache.clear()
                 if attempt == _RETRIES - 1:
                     raise
+                log.info("ingest: retrying after %s", type(exc.orig or exc).__name__)
+                time.sleep(random.uniform(0, 0.01 * 2**attempt))
