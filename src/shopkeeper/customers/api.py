@@ -95,8 +95,7 @@ def list_customers(
 
 
 def _view(session: Session, ws: str, customer_id: str, limit: int) -> CustomerView:
-    customer = service.canonical(session, ws, customer_id)
-    ids = [customer.id, *service.merged_ids(session, ws, customer.id)]
+    customer, ids = service.profile_ids(session, ws, customer_id)
     return CustomerView(
         id=customer.id,
         requested_id=customer_id,
@@ -127,8 +126,7 @@ def get_timeline(
     runtime: RuntimeDep, caller: Caller, customer_id: str, cursor: str | None = None, limit: Limit = DEFAULT_LIMIT
 ) -> TimelinePage:
     with runtime.db.session() as session:
-        customer = service.canonical(session, caller.workspace_id, customer_id)
-        ids = [customer.id, *service.merged_ids(session, caller.workspace_id, customer.id)]
+        _, ids = service.profile_ids(session, caller.workspace_id, customer_id)
         return _timeline_page(session, caller.workspace_id, ids, cursor, limit)
 
 
@@ -144,8 +142,7 @@ def get_events(
 ) -> EventPage:
     before = decode_time_cursor(cursor) if cursor else None
     with runtime.db.session() as session:
-        customer = service.canonical(session, caller.workspace_id, customer_id)
-        ids = [customer.id, *service.merged_ids(session, caller.workspace_id, customer.id)]
+        _, ids = service.profile_ids(session, caller.workspace_id, customer_id)
         rows = service.list_events(
             session, caller.workspace_id, ids, type_=type, name=name, before=before, limit=limit + 1
         )

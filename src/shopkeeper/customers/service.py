@@ -35,6 +35,13 @@ def canonical(session: Session, workspace_id: str, customer_id: str) -> Customer
     raise Conflict(f"customer {customer_id} has a merge cycle")  # pragma: no cover - guarded by merge
 
 
+def profile_ids(session: Session, workspace_id: str, customer_id: str) -> tuple[Customer, list[str]]:
+    """The live profile for an id and every id its data may be stored under (its own first,
+    then the profiles merged into it)."""
+    customer = canonical(session, workspace_id, customer_id)
+    return customer, [customer.id, *merged_ids(session, workspace_id, customer.id)]
+
+
 def merged_ids(session: Session, workspace_id: str, customer_id: str) -> list[str]:
     return list(
         session.scalars(
@@ -54,6 +61,31 @@ def identities_of(session: Session, workspace_id: str, customer_ids: Sequence[st
         for identity in rows:
             found[identity.customer_id].append(identity)
     return found
+
+
+def identity_owner(session: Session, workspace_id: str, kind: str, value: str) -> str | None:
+    return session.scalar(
+        select(Identity.customer_id).where(
+            Identity.workspace_id == workspace_id, Identity.kind == kind, Identity.value == value
+        )
+    )
+
+
+def _link(
+    session: Session, workspace_id: str, customer_id: str, kind: str, value: str, actor: str, now: datetime
+) -> Identity:
+    identity = Identity(
+        id=new_id("idn"),
+        workspace_id=workspace_id,
+        kind=kind,
+        value=value,
+        customer_id=customer_id,
+        source="api",
+        source_ref=actor,
+        created_at=now,
+    )
+    session.add(identity)
+    return identity
 
 
 def event_stats(session: Session, workspace_id: str, ids: Sequence[str]) -> dict[str, Any]:
@@ -147,11 +179,7 @@ def update_profile(
             value = normalise_identity(kind, raw, default_region)
             if value is None:
                 raise Invalid(f"traits.{trait}: {raw!r} is not a valid {kind}", field=f"traits.{trait}")
-            owner = session.scalar(
-                select(Identity.customer_id).where(
-                    Identity.workspace_id == workspace_id, Identity.kind == kind, Identity.value == value
-                )
-            )
+            owner = identity_owner(session, workspace_id, kind, value)
             if owner is not None and owner != customer.id:
                 raise Conflict(f"traits.{trait}: {value} belongs to customer {owner}", field=f"traits.{trait}")
             if owner is None:
@@ -169,18 +197,7 @@ def update_profile(
         changes["locale"] = locale
         customer.locale = locale
     for kind, value in new_identities:
-        session.add(
-            Identity(
-                id=new_id("idn"),
-                workspace_id=workspace_id,
-                kind=kind,
-                value=value,
-                customer_id=customer.id,
-                source="api",
-                source_ref=actor,
-                created_at=now,
-            )
-        )
+        _link(session, workspace_id, customer.id, kind, value, actor, now)
     customer.updated_at = now
     session.flush()
     return changes
@@ -202,11 +219,7 @@ def add_identity(
     value = normalise_identity(kind, raw, default_region)
     if value is None:
         raise Invalid(f"value: {raw!r} is not a valid {kind}", field="value")
-    owner = session.scalar(
-        select(Identity.customer_id).where(
-            Identity.workspace_id == workspace_id, Identity.kind == kind, Identity.value == value
-        )
-    )
+    owner = identity_owner(session, workspace_id, kind, value)
     if owner is not None:
         raise Conflict(f"{kind} {value} belongs to customer {owner} already", field="value")
     if kind == "user_id":
@@ -217,16 +230,6 @@ def add_identity(
         )
         if held is not None:
             raise Conflict(f"customer {customer.id} has user id {held} already", field="value")
-    identity = Identity(
-        id=new_id("idn"),
-        workspace_id=workspace_id,
-        kind=kind,
-        value=value,
-        customer_id=customer.id,
-        source="api",
-        source_ref=actor,
-        created_at=now,
-    )
-    session.add(identity)
+    identity = _link(session, workspace_id, customer.id, kind, value, actor, now)
     session.flush()
     return identity
