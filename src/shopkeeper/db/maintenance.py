@@ -36,6 +36,9 @@ class Maintenance:
         self._sqlite_analysed_rows: dict[str, int] = {}
 
     def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return
+        self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="db-maintenance", daemon=True)
         self._thread.start()
 
@@ -43,6 +46,7 @@ class Maintenance:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+            self._thread = None
         if self.db.background_checkpoint:
             self.checkpoint("TRUNCATE")
 

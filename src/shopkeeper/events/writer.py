@@ -47,6 +47,9 @@ class IngestWriter:
         self.commits = 0
 
     def start(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            return  # one writer per runtime, even if the app's lifespan is entered twice
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="ingest-writer", daemon=True)
         self._thread.start()
 
@@ -54,9 +57,10 @@ class IngestWriter:
         """Finish what is queued, then end the thread."""
         with self._cv:
             self._stopping = True
-            self._cv.notify()
+            self._cv.notify_all()
         if self._thread is not None:
             self._thread.join()
+            self._thread = None
 
     async def submit(self, workspace_id: str, events: list[InboundEvent]) -> None:
         """Return once `events` are committed; raise `Unavailable` if they could not be."""
