@@ -42,11 +42,13 @@ def test_no_input_makes_the_api_fail(fuzz_app: tuple[FastAPI, str, str]) -> None
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 15
     for operation in operations:
-        key = write_key if operation.path.startswith("/v1/") else secret_key
+        fuzz_operation(operation, write_key if operation.path.startswith("/v1/") else secret_key)
 
-        @given(case=operation.as_strategy())
-        @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
-        def fuzz(case: Any, key: str = key) -> None:
-            case.call_and_validate(headers={"Authorization": f"Bearer {key}"}, checks=[not_a_server_error])
 
-        fuzz()
+def fuzz_operation(operation: Any, key: str) -> None:
+    @given(case=operation.as_strategy())
+    @settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    def fuzz(case: Any) -> None:
+        case.call_and_validate(headers={"Authorization": f"Bearer {key}"}, checks=[not_a_server_error])
+
+    fuzz()
