@@ -24,6 +24,10 @@ class Workspace(Base):
     # Bumped whenever identities move between customers (merge, unmerge, erase) so that
     # identity caches in other processes know to drop what they hold for this workspace.
     identity_epoch: Mapped[int] = mapped_column(Integer, default=0)
+    # Keys for signed links (preference centre, unsubscribe, opt-in confirmation) and for the
+    # keyed hashes of suppressed addresses. Per workspace, made at creation, never shown.
+    signing_secret: Mapped[str] = mapped_column(String(64))
+    hashing_secret: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime]
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import datetime
 from typing import Any
 
@@ -17,6 +18,7 @@ from shopkeeper.customers.normalize import normalise_email
 from shopkeeper.db.scoping import get_scoped, scoped
 from shopkeeper.errors import Conflict, Invalid, NotFound
 from shopkeeper.ids import new_id
+from shopkeeper.privacy.models import DEFAULT_SENSITIVE_TRAITS, SensitiveTrait
 
 _SLUG_RE = re.compile(r"[^a-z0-9]+")
 
@@ -35,9 +37,22 @@ def create_workspace(
     slug = slugify(slug or name)
     if session.scalar(select(Workspace.id).where(Workspace.slug == slug)):
         raise Conflict(f"a workspace with slug {slug!r} exists already", field="slug")
-    workspace = Workspace(id=new_id("ws"), name=name, slug=slug, settings={}, identity_epoch=0, created_at=now)
+    workspace = Workspace(
+        id=new_id("ws"),
+        name=name,
+        slug=slug,
+        settings={},
+        identity_epoch=0,
+        signing_secret=secrets.token_hex(32),
+        hashing_secret=secrets.token_hex(32),
+        created_at=now,
+    )
     session.add(workspace)
     session.flush()
+    for trait, category in DEFAULT_SENSITIVE_TRAITS.items():
+        session.add(
+            SensitiveTrait(id=new_id("sen"), workspace_id=workspace.id, name=trait, category=category, created_at=now)
+        )
     _, write_key = create_api_key(session, workspace.id, "write", "default write key", now)
     _, secret_key = create_api_key(session, workspace.id, "secret", "default secret key", now)
     return workspace, write_key, secret_key

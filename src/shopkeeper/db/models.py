@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from shopkeeper.auth import models as auth_models
+from shopkeeper.consent import models as consent_models
 from shopkeeper.customers import models as customer_models
 from shopkeeper.db.base import Base
 from shopkeeper.events import models as event_models
+from shopkeeper.privacy import models as privacy_models
 
 metadata = Base.metadata
 
-__all__ = ["auth_models", "customer_models", "event_models", "metadata"]
+__all__ = ["auth_models", "consent_models", "customer_models", "event_models", "metadata", "privacy_models"]

@@ -1,0 +1,1 @@
+"""Privacy guardrails: sensitive traits and their allowances, GDPR export and erasure."""
