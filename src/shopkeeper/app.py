@@ -16,10 +16,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from shopkeeper import __version__
 from shopkeeper.auth.api import router as workspace_router
 from shopkeeper.config import Settings, get_settings
+from shopkeeper.consent.api import router as consent_router
+from shopkeeper.consent.public import router as public_consent_router
 from shopkeeper.customers.api import router as customers_router
 from shopkeeper.db.migrate import upgrade
 from shopkeeper.errors import ShopkeeperError
 from shopkeeper.events.api import router as tracking_router
+from shopkeeper.privacy.api import router as privacy_router
 from shopkeeper.runtime import Runtime, get_runtime
 
 log = logging.getLogger(__name__)
@@ -91,6 +94,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(tracking_router)
     app.include_router(customers_router)
     app.include_router(workspace_router)
+    app.include_router(consent_router)
+    app.include_router(privacy_router)
+    app.include_router(public_consent_router)
 
     @app.get("/health", tags=["meta"], summary="Liveness and database reachability (public, no data)")
     def health(request: Request) -> dict[str, str]:
