@@ -33,6 +33,14 @@ SAMPLE_BODIES: dict[tuple[str, str], Any] = {
     ("DELETE", "/api/v1/api-keys/{key_id}"): None,
     ("POST", "/api/v1/users"): {"email": "new-user@example.com", "role": "agent"},
     ("PATCH", "/api/v1/users/{user_id}"): {"role": "viewer"},
+    ("POST", "/api/v1/topics"): {"key": "b-topic", "purpose": "p", "lawful_basis": "consent", "channels": ["email"]},
+    ("PATCH", "/api/v1/topics/{topic_id}"): {"name": "Renamed by A", "archived": True},
+    ("POST", "/api/v1/customers/{customer_id}/subscriptions"): {
+        "changes": [{"channel": "email", "topic": "*", "status": "opted_out"}]
+    },
+    ("PUT", "/api/v1/customers/{customer_id}/preferences"): {"frequency": "monthly"},
+    ("POST", "/api/v1/customers/{customer_id}/can-contact"): {"channel": "email", "kind": "transactional"},
+    ("PUT", "/api/v1/contact-policy"): {"caps": {}},
 }
 
 
@@ -72,7 +80,13 @@ def populate_b(app_client: httpx.Client, db: Database, b: WorkspaceKeys) -> dict
     view = app_client.get(f"/api/v1/customers/{customer['id']}", headers=auth).json()
     user = app_client.post("/api/v1/users", headers=auth, json={"email": "agent-b@example.com", "role": "agent"}).json()
     key = app_client.get("/api/v1/api-keys", headers=auth).json()[0]
+    topic = app_client.post(
+        "/api/v1/topics",
+        headers=auth,
+        json={"key": "b-news", "purpose": "B's", "lawful_basis": "consent", "channels": ["email"]},
+    ).json()
     return {
+        "topic_id": topic["id"],
         "customer_id": customer["id"],
         "merge_id": view["merges"][0]["id"],
         "user_id": user["id"],

@@ -16,8 +16,15 @@ from shopkeeper.db.session import Database
 from tests.helpers import ingest, message
 
 
-def make_customer(db: Database, workspace_id: str, user_id: str, *, email: str | None = None,
-                  phone: str | None = None, timezone: str | None = None) -> str:
+def make_customer(
+    db: Database,
+    workspace_id: str,
+    user_id: str,
+    *,
+    email: str | None = None,
+    phone: str | None = None,
+    timezone: str | None = None,
+) -> str:
     traits: dict[str, Any] = {}
     if email:
         traits["email"] = email
@@ -36,17 +43,32 @@ def make_customer(db: Database, workspace_id: str, user_id: str, *, email: str |
     return customer_id
 
 
-def make_topic(db: Database, workspace_id: str, key: str = "offers", *, lawful_basis: str = "consent",
-               channels: tuple[str, ...] = ("email", "sms", "push"), double_opt_in: bool = False) -> None:
+def make_topic(
+    db: Database,
+    workspace_id: str,
+    key: str = "offers",
+    *,
+    lawful_basis: str = "consent",
+    channels: tuple[str, ...] = ("email", "sms", "push"),
+    double_opt_in: bool = False,
+) -> None:
     with db.session(write=True) as s:
         service.create_topic(
-            s, workspace_id, key=key, name=key.title(), purpose=f"{key} we think you will like",
-            lawful_basis=lawful_basis, channels=channels, double_opt_in=double_opt_in, now=clock.now(),
+            s,
+            workspace_id,
+            key=key,
+            name=key.title(),
+            purpose=f"{key} we think you will like",
+            lawful_basis=lawful_basis,
+            channels=channels,
+            double_opt_in=double_opt_in,
+            now=clock.now(),
         )
 
 
-def set_status(db: Database, workspace_id: str, customer_id: str, channel: str, topic: str, status: str,
-               source: str = "api") -> None:
+def set_status(
+    db: Database, workspace_id: str, customer_id: str, channel: str, topic: str, status: str, source: str = "api"
+) -> None:
     with db.session(write=True) as s:
         service.set_status(s, workspace_id, customer_id, channel, topic, status, Proof(source=source), clock.now())
 

@@ -16,8 +16,16 @@ from tests.consent.factories import make_customer, make_topic, set_policy, set_s
 NOON = datetime(2026, 6, 10, 12, 0, tzinfo=UTC)  # a Wednesday, outside any default quiet hours in UTC
 
 
-def decide(db: Database, ws: str, customer: str, channel: str = "email", topic: str | None = "offers",
-           kind: str = "marketing", when: datetime = NOON, expires_at: datetime | None = None):  # type: ignore[no-untyped-def]
+def decide(
+    db: Database,
+    ws: str,
+    customer: str,
+    channel: str = "email",
+    topic: str | None = "offers",
+    kind: str = "marketing",
+    when: datetime = NOON,
+    expires_at: datetime | None = None,
+):  # type: ignore[no-untyped-def]
     with db.session() as s:
         return can_contact(s, ws, customer, channel, topic, kind, when, expires_at=expires_at)
 
@@ -29,8 +37,9 @@ def reserve(db: Database, ws: str, customer: str, when: datetime, channel: str =
 
 @pytest.fixture
 def alice(db: Database, workspace: WorkspaceKeys) -> str:
-    customer = make_customer(db, workspace.id, "alice", email="alice@example.com", phone="+14155550100",
-                             timezone="Europe/Paris")
+    customer = make_customer(
+        db, workspace.id, "alice", email="alice@example.com", phone="+14155550100", timezone="Europe/Paris"
+    )
     make_topic(db, workspace.id, "offers")
     make_topic(db, workspace.id, "tips", lawful_basis="legitimate_interest", channels=("email",))
     return customer
@@ -90,7 +99,9 @@ def test_unknown_topic_and_topic_not_on_channel(db: Database, workspace: Workspa
     assert decide(db, workspace.id, alice, channel="sms", topic="tips").reason == "topic_not_on_channel"
 
 
-def test_quiet_hours_delay_marketing_to_the_customers_morning(db: Database, workspace: WorkspaceKeys, alice: str) -> None:
+def test_quiet_hours_delay_marketing_to_the_customers_morning(
+    db: Database, workspace: WorkspaceKeys, alice: str
+) -> None:
     set_status(db, workspace.id, alice, "email", "offers", "opted_in")
     late = datetime(2026, 6, 10, 21, 30, tzinfo=UTC)  # 23:30 in Paris (UTC+2 in June)
     decision = decide(db, workspace.id, alice, when=late)
@@ -119,8 +130,16 @@ def test_the_customers_own_pace_is_a_cap(db: Database, workspace: WorkspaceKeys,
     set_policy(db, workspace.id, {"caps": {}, "quiet_hours": None})
     set_status(db, workspace.id, alice, "email", "offers", "opted_in")
     with db.session(write=True) as s:
-        service.set_preference(s, workspace.id, alice, preferred_channel="email", frequency="weekly",
-                               quiet_start=None, quiet_end=None, now=NOON)
+        service.set_preference(
+            s,
+            workspace.id,
+            alice,
+            preferred_channel="email",
+            frequency="weekly",
+            quiet_start=None,
+            quiet_end=None,
+            now=NOON,
+        )
     assert reserve(db, workspace.id, alice, NOON).allowed
     later = decide(db, workspace.id, alice, when=NOON + timedelta(days=3))
     assert (later.outcome, later.until) == ("delay", NOON + timedelta(days=7))

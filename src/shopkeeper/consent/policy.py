@@ -67,7 +67,10 @@ class QuietHours(BaseModel):
     @field_validator("start", "end")
     @classmethod
     def _clock(cls, value: str) -> str:
-        return parse_clock(value, "quiet_hours").strftime("%H:%M")
+        try:
+            return parse_clock(value, "quiet_hours").strftime("%H:%M")
+        except Invalid:
+            raise ValueError(f"{value!r} is not a time of day such as 21:00") from None
 
 
 class ContactPolicy(BaseModel):

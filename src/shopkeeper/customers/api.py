@@ -26,6 +26,7 @@ from shopkeeper.customers.schemas import (
     TimelineItemOut,
     TimelinePage,
 )
+from shopkeeper.customers.sections import sections_for
 from shopkeeper.customers.timeline import timeline
 from shopkeeper.deps import Caller, RuntimeDep
 from shopkeeper.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, decode_time_cursor, encode_cursor
@@ -111,6 +112,7 @@ def _view(session: Session, ws: str, customer_id: str, limit: int) -> CustomerVi
         merges=[MergeOut.model_validate(m) for m in service.merges_of(session, ws, customer.id)],
         conflicts=[ConflictOut.model_validate(c) for c in service.conflicts_of(session, ws, customer.id)],
         stats=service.event_stats(session, ws, ids),
+        sections=sections_for(session, ws, ids),
         timeline=_timeline_page(session, ws, ids, None, limit),
     )
 

@@ -93,6 +93,9 @@ class CustomerView(BaseModel):
     merges: list[MergeOut]
     conflicts: list[ConflictOut]
     stats: CustomerStats
+    sections: dict[str, Any] = Field(
+        default_factory=dict, description="what other domains know: consent (statuses, pressure), segments, scores…"
+    )
     timeline: TimelinePage
 
 

@@ -39,7 +39,7 @@ def register_source(source: Source) -> Source:
     return source
 
 
-def _before(at_col: Any, id_col: Any, before: Before) -> Any:
+def before_cursor(at_col: Any, id_col: Any, before: Before) -> Any:
     if before is None:
         return True
     at, id_ = before
@@ -82,7 +82,7 @@ def event_data(event: Event) -> dict[str, Any]:
 def _events(session: Session, ws: str, ids: Sequence[str], before: Before, limit: int) -> list[TimelineItem]:
     rows = session.scalars(
         select(Event)
-        .where(Event.workspace_id == ws, Event.customer_id.in_(ids), _before(Event.timestamp, Event.id, before))
+        .where(Event.workspace_id == ws, Event.customer_id.in_(ids), before_cursor(Event.timestamp, Event.id, before))
         .order_by(Event.timestamp.desc(), Event.id.desc())
         .limit(limit)
     )
@@ -125,7 +125,7 @@ def _conflicts(session: Session, ws: str, ids: Sequence[str], before: Before, li
         .where(
             IdentityConflict.workspace_id == ws,
             or_(IdentityConflict.customer_id.in_(ids), IdentityConflict.other_customer_id.in_(ids)),
-            _before(IdentityConflict.created_at, IdentityConflict.id, before),
+            before_cursor(IdentityConflict.created_at, IdentityConflict.id, before),
         )
         .order_by(IdentityConflict.created_at.desc(), IdentityConflict.id.desc())
         .limit(limit)
