@@ -76,10 +76,14 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             upgrade(settings.database_url)
         runtime.writer.start()
         runtime.maintenance.start()
+        runtime.segments.start()
+        runtime.segment_schedule.start()
         try:
             yield
         finally:
             runtime.writer.stop()
+            runtime.segments.stop()
+            runtime.segment_schedule.stop()
             runtime.maintenance.stop()
             runtime.db.dispose()
 

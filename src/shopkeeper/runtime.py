@@ -12,6 +12,8 @@ from shopkeeper.customers.identity_cache import IdentityCache
 from shopkeeper.db.maintenance import Maintenance
 from shopkeeper.db.session import Database
 from shopkeeper.events.writer import IngestWriter
+from shopkeeper.segments.realtime import RealtimeSegments
+from shopkeeper.segments.schedule import SegmentSchedule
 
 
 @dataclass
@@ -22,12 +24,16 @@ class Runtime:
     writer: IngestWriter
     keys: KeyAuthenticator
     maintenance: Maintenance
+    segments: RealtimeSegments
+    segment_schedule: SegmentSchedule
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
         db = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous, background_checkpoint=True)
         cache = IdentityCache(settings.identity_cache_size)
         writer = IngestWriter(db, cache, max_group=settings.ingest_max_group)
+        segments = RealtimeSegments(db)
+        writer.on_commit.append(segments.enqueue)
         return cls(
             settings=settings,
             db=db,
@@ -35,6 +41,8 @@ class Runtime:
             writer=writer,
             keys=KeyAuthenticator(db),
             maintenance=Maintenance(db),
+            segments=segments,
+            segment_schedule=SegmentSchedule(db),
         )
 
 

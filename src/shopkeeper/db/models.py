@@ -8,7 +8,16 @@ from shopkeeper.customers import models as customer_models
 from shopkeeper.db.base import Base
 from shopkeeper.events import models as event_models
 from shopkeeper.privacy import models as privacy_models
+from shopkeeper.segments import models as segment_models
 
 metadata = Base.metadata
 
-__all__ = ["auth_models", "consent_models", "customer_models", "event_models", "metadata", "privacy_models"]
+__all__ = [
+    "auth_models",
+    "consent_models",
+    "customer_models",
+    "event_models",
+    "metadata",
+    "privacy_models",
+    "segment_models",
+]

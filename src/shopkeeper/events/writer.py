@@ -45,6 +45,9 @@ class IngestWriter:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self.commits = 0
+        # Told about the batches of every committed group, on this thread, after the acks: must
+        # be cheap (the segments' real-time queue keeps a reference and returns).
+        self.on_commit: list[Callable[[list[IngestBatch]], None]] = []
 
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -119,6 +122,11 @@ class IngestWriter:
             return
         for item in group:
             item.done(None)
+        for listener in self.on_commit:
+            try:
+                listener([p.batch for p in group])
+            except Exception:  # a listener must never fail ingestion
+                log.exception("ingest: an on-commit listener failed")
 
     def _write(self, batches: list[IngestBatch]) -> None:
         for attempt in range(_RETRIES):

@@ -1,0 +1,1 @@
+"""Segments and customer understanding: condition trees compiled to SQL, live membership, scores."""

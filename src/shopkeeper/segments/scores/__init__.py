@@ -1,0 +1,1 @@
+"""Customer scores: RFM quintiles, CLV (BG/NBD + Gamma-Gamma), churn risk, NPS and CSAT."""
