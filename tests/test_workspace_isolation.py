@@ -41,6 +41,13 @@ SAMPLE_BODIES: dict[tuple[str, str], Any] = {
     ("PUT", "/api/v1/customers/{customer_id}/preferences"): {"frequency": "monthly"},
     ("POST", "/api/v1/customers/{customer_id}/can-contact"): {"channel": "email", "kind": "transactional"},
     ("PUT", "/api/v1/contact-policy"): {"caps": {}},
+    ("POST", "/api/v1/suppressions"): {"channel": "email", "address": "b-suppressed@example.com", "reason": "manual"},
+    ("DELETE", "/api/v1/suppressions/{suppression_id}"): None,
+    ("POST", "/api/v1/sensitive-traits"): {"name": "b_secret_trait", "category": "other"},
+    ("DELETE", "/api/v1/sensitive-traits/{trait_id}"): None,
+    ("POST", "/api/v1/sensitive-allowances"): {"trait": "health", "usage": "any", "reason": "isolation test reason"},
+    ("DELETE", "/api/v1/sensitive-allowances/{allowance_id}"): None,
+    ("POST", "/api/v1/customers/{customer_id}/erase"): {"confirm": "cus_of_b"},
 }
 
 
@@ -85,7 +92,19 @@ def populate_b(app_client: httpx.Client, db: Database, b: WorkspaceKeys) -> dict
         headers=auth,
         json={"key": "b-news", "purpose": "B's", "lawful_basis": "consent", "channels": ["email"]},
     ).json()
+    suppression = app_client.post(
+        "/api/v1/suppressions", headers=auth, json={"channel": "email", "address": "b-suppressed@example.com"}
+    ).json()
+    trait = app_client.get("/api/v1/sensitive-traits", headers=auth).json()[0]
+    allowance = app_client.post(
+        "/api/v1/sensitive-allowances",
+        headers=auth,
+        json={"trait": "health", "usage": "segment", "reason": "B's own pharmacy reminders"},
+    ).json()
     return {
+        "suppression_id": suppression["id"],
+        "trait_id": trait["id"],
+        "allowance_id": allowance["id"],
         "topic_id": topic["id"],
         "customer_id": customer["id"],
         "merge_id": view["merges"][0]["id"],

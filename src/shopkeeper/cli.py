@@ -16,6 +16,7 @@ from shopkeeper.config import get_settings
 from shopkeeper.errors import ShopkeeperError
 
 if TYPE_CHECKING:  # imported lazily at run time to keep `--help` fast
+    from shopkeeper.auth.principal import Principal
     from shopkeeper.db.session import Database
 
 app = typer.Typer(help="Shopkeeper: customer profiles, conversations and journeys.", no_args_is_help=True)
@@ -31,6 +32,10 @@ app.add_typer(user_app, name="user")
 app.add_typer(import_app, name="import")
 bench_app = typer.Typer(help="Benchmarks against a real server (SPEC §11).", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+suppression_app = typer.Typer(help="The suppression list: addresses never to contact.", no_args_is_help=True)
+app.add_typer(suppression_app, name="suppression")
+customer_app = typer.Typer(help="One customer's data: GDPR export and erasure.", no_args_is_help=True)
+app.add_typer(customer_app, name="customer")
 
 console = Console()
 err = Console(stderr=True)
@@ -390,6 +395,170 @@ def bench_ingest(
     if not figures.ok:
         err.print("[red]error:[/red] requests failed or the stored count does not match", highlight=False)
         raise typer.Exit(code=1)
+
+
+def _operator(workspace_id: str) -> Principal:
+    """Who the audit log names for changes made from the command line (shell access is owner access)."""
+    from shopkeeper.auth.principal import Principal
+
+    return Principal(workspace_id=workspace_id, actor="cli", role="owner")
+
+
+@suppression_app.command("add")
+def suppression_add(
+    address: Annotated[str, typer.Argument(help="email address, phone number or device token")],
+    workspace: Annotated[str, typer.Option(help="workspace id or slug")],
+    channel: Annotated[str, typer.Option(help="email, sms, whatsapp, voice or push")],
+    reason: Annotated[str, typer.Option(help="hard_bounce, complaint, stop or manual")] = "manual",
+    note: Annotated[str | None, typer.Option(help="why, for the next person who reads the list")] = None,
+) -> None:
+    """Suppress an address on a channel (audited); an address suppressed already is left as it is."""
+    from shopkeeper.auth.service import find_workspace
+    from shopkeeper.privacy.suppressions import add_suppression
+
+    def go() -> None:
+        db = _migrated()
+        with db.session(write=True) as session:
+            ws = find_workspace(session, workspace)
+            row, created = add_suppression(
+                session, _operator(ws.id), channel=channel, address=address, reason=reason, note=note, now=clock.now()
+            )
+        state = "suppressed" if created else "already suppressed"
+        console.print(f"{state} {row.channel} {row.address or '(erased address)'}: {row.id} ({row.reason})")
+
+    _run(go)
+
+
+@suppression_app.command("remove")
+def suppression_remove(
+    ref: Annotated[str, typer.Argument(help="a suppression id (sup_…), or an address together with --channel")],
+    workspace: Annotated[str, typer.Option(help="workspace id or slug")],
+    channel: Annotated[str | None, typer.Option(help="the channel, when REF is an address")] = None,
+) -> None:
+    """Lift a suppression (audited). Entries made by erasing a customer never lift."""
+    from shopkeeper.auth.service import find_workspace
+    from shopkeeper.errors import Invalid, NotFound
+    from shopkeeper.privacy.suppressions import find_suppression, remove_suppression
+
+    def go() -> None:
+        db = _migrated()
+        with db.session(write=True) as session:
+            ws = find_workspace(session, workspace)
+            suppression_id = ref
+            if channel is not None:
+                found = find_suppression(session, ws.id, channel, ref)
+                if found is None:
+                    raise NotFound(f"{ref} is not suppressed on {channel}", field="address")
+                suppression_id = found.id
+            elif not ref.startswith("sup_"):
+                raise Invalid(f"{ref!r} is not a suppression id; for an address, add --channel", field="channel")
+            row = remove_suppression(session, _operator(ws.id), suppression_id, clock.now())
+        console.print(f"lifted {row.id}: {row.channel} {row.address} ({row.reason})", highlight=False)
+
+    _run(go)
+
+
+@suppression_app.command("list")
+def suppression_list(
+    workspace: Annotated[str, typer.Option(help="workspace id or slug")],
+    channel: Annotated[str | None, typer.Option(help="only this channel")] = None,
+    reason: Annotated[
+        str | None, typer.Option(help="only this reason (hard_bounce, complaint, stop, manual, erased)")
+    ] = None,
+    address: Annotated[
+        str | None, typer.Option(help="look an address up (by keyed hash: finds erased entries)")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100_000, help="at most this many, newest first")] = 100,
+) -> None:
+    """List suppressed addresses, newest first; erased entries show no address."""
+    from shopkeeper.auth.service import find_workspace
+    from shopkeeper.privacy.suppressions import list_suppressions
+
+    def go() -> None:
+        db = _migrated()
+        with db.session() as session:
+            ws = find_workspace(session, workspace)
+            rows = list_suppressions(session, ws.id, channel=channel, reason=reason, address=address, limit=limit)
+        for row in rows:
+            console.print(
+                f"{row.id}  {row.channel:<8} {row.reason:<12} {row.created_at:%Y-%m-%d %H:%M}  "
+                f"{row.address or '(erased)'}",
+                highlight=False,
+            )
+        if not rows:
+            err.print("no suppression matches")
+
+    _run(go)
+
+
+@customer_app.command("export")
+def customer_export(
+    customer_id: Annotated[str, typer.Argument(help="a customer id (a merged-away id finds its survivor)")],
+    workspace: Annotated[str, typer.Option(help="workspace id or slug")],
+    out: Annotated[Path | None, typer.Option("--out", help="write here instead of standard output")] = None,
+) -> None:
+    """Everything stored about a customer as one JSON document (GDPR), written as it is read."""
+    from shopkeeper.auth.service import find_workspace
+    from shopkeeper.errors import Invalid
+    from shopkeeper.privacy.export import export_chunks, plan_export
+
+    def go() -> None:
+        if out is not None and not out.parent.is_dir():
+            raise Invalid(f"--out: directory {out.parent} does not exist", field="out")
+        db = _migrated()
+        now = clock.now()
+        with db.session(write=True) as session:
+            ws = find_workspace(session, workspace)
+            plan = plan_export(session, _operator(ws.id), customer_id, now=now)
+        with db.session() as session:
+            chunks = export_chunks(session, plan, now=now)
+            if out is None:
+                for chunk in chunks:
+                    sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.write(b"\n")
+                sys.stdout.buffer.flush()
+                return
+            # Written aside and renamed at the end: a failure never leaves half a document at `out`.
+            partial = out.with_name(f".{out.name}.partial")
+            try:
+                with partial.open("wb") as handle:
+                    for chunk in chunks:
+                        handle.write(chunk)
+                partial.replace(out)
+            finally:
+                partial.unlink(missing_ok=True)
+        err.print(f"exported {plan.customer_id} to {out}", highlight=False)
+
+    _run(go)
+
+
+@customer_app.command("erase")
+def customer_erase(
+    customer_id: Annotated[str, typer.Argument(help="a customer id (a merged-away id erases its survivor)")],
+    workspace: Annotated[str, typer.Option(help="workspace id or slug")],
+    yes: Annotated[bool, typer.Option("--yes", help="confirm: an erasure cannot be undone")] = False,
+) -> None:
+    """Erase a customer for good (GDPR): profile, merged profiles, identities, events, consent
+    records; their addresses stay suppressed by keyed hash only."""
+    from shopkeeper.auth.service import find_workspace
+    from shopkeeper.errors import Invalid
+    from shopkeeper.privacy.erasure import erase_customer
+
+    def go() -> None:
+        if not yes:
+            raise Invalid("add --yes to confirm: an erasure cannot be undone", field="yes")
+        db = _migrated()
+        with db.session(write=True) as session:
+            ws = find_workspace(session, workspace)
+            erasure = erase_customer(session, _operator(ws.id), customer_id, now=clock.now())
+        counts = ", ".join(f"{n} {kind}" for kind, n in erasure.deleted.items() if n)
+        console.print(
+            f"erased {erasure.customer_id} ({len(erasure.customer_ids)} profile(s)): {counts}; "
+            f"{erasure.suppressed_addresses} address suppression(s) kept by keyed hash",
+            highlight=False,
+        )
+
+    _run(go)
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

@@ -46,6 +46,30 @@ class Conflict(ShopkeeperError):
     status = 409
 
 
+class SensitiveDataUse(ShopkeeperError):
+    """Marketing use of a sensitive trait that the workspace has not allowed (SPEC §4, C7).
+
+    Raised by `privacy.guard.check_trait_use` when a segment or template is saved; the message
+    names the trait(s) and the one way to allow the use: an allowance that records why.
+    """
+
+    code = "sensitive_trait"
+    status = 422
+
+    def __init__(self, traits: list[str], usage: str, *, field: str | None = None) -> None:
+        plural = len(traits) > 1
+        names = ", ".join(repr(t) for t in traits)
+        super().__init__(
+            f"sensitive trait{'s' if plural else ''} {names}: a marketing {usage} cannot use "
+            f"{'them' if plural else 'it'} unless an admin allows that use and records why "
+            f'(POST /api/v1/sensitive-allowances {{"trait": "{traits[0]}", "usage": "{usage}", "reason": "…"}}); '
+            "transactional messages may use sensitive traits",
+            field=field,
+        )
+        self.traits = traits
+        self.usage = usage
+
+
 class Unavailable(ShopkeeperError):
     code = "unavailable"
     status = 503
