@@ -15,6 +15,10 @@ from tests.conftest import WorkspaceKeys
 from tests.helpers import ingest, message
 
 PUBLIC = {"/health", "/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+# Public consent pages: the signed token in the path is their credential, not a key. That a token
+# of workspace A never acts on workspace B is proved in tests/consent/test_tokens.py and
+# tests/consent/test_preference_centre.py.
+PUBLIC |= {"/preferences/{token}", "/unsubscribe/{token}", "/consent/confirm/{token}"}
 
 # A valid body for every route that takes one, so the handler would really act if it could.
 SAMPLE_BODIES: dict[tuple[str, str], Any] = {

@@ -27,6 +27,9 @@ class Settings(BaseSettings):
     # Apply migrations when the server starts (default on the embedded SQLite store).
     auto_migrate: bool | None = None
     log_level: str = "info"
+    # Where customers reach this server: the base of signed links (preference centre, unsubscribe,
+    # opt-in confirmation). Set it to the public https address in production.
+    public_url: str = "http://127.0.0.1:8000"
 
     @property
     def is_sqlite(self) -> bool:

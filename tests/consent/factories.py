@@ -10,6 +10,7 @@ from sqlalchemy import select
 from shopkeeper import clock
 from shopkeeper.auth.models import Workspace
 from shopkeeper.consent import service
+from shopkeeper.consent.models import ConsentEvent, Subscription
 from shopkeeper.consent.service import Proof
 from shopkeeper.customers.models import Identity
 from shopkeeper.db.session import Database
@@ -82,3 +83,41 @@ def set_policy(db: Database, workspace_id: str, policy: dict[str, Any]) -> None:
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+def workspace_row(db: Database, workspace_id: str) -> Workspace:
+    """The Workspace row (with its signing secret), usable after its session has closed."""
+    with db.session() as s:
+        ws = s.get(Workspace, workspace_id)
+        assert ws is not None
+        return ws
+
+
+def set_settings(db: Database, workspace_id: str, **settings: Any) -> None:
+    with db.session(write=True) as s:
+        ws = s.get(Workspace, workspace_id)
+        assert ws is not None
+        ws.settings = {**(ws.settings or {}), **settings}
+
+
+def consent_log(db: Database, workspace_id: str, customer_id: str | None = None) -> list[ConsentEvent]:
+    """The workspace's consent events (one customer's if given), oldest first."""
+    query = select(ConsentEvent).where(ConsentEvent.workspace_id == workspace_id)
+    if customer_id is not None:
+        query = query.where(ConsentEvent.customer_id == customer_id)
+    with db.session() as s:
+        return list(s.scalars(query.order_by(ConsentEvent.created_at, ConsentEvent.id)))
+
+
+def status_of(db: Database, workspace_id: str, customer_id: str, channel: str, topic: str) -> str:
+    """The stored status of one (customer, channel, topic); "unknown" when there is no row."""
+    with db.session() as s:
+        status = s.scalar(
+            select(Subscription.status).where(
+                Subscription.workspace_id == workspace_id,
+                Subscription.customer_id == customer_id,
+                Subscription.channel == channel,
+                Subscription.topic == topic,
+            )
+        )
+    return status or "unknown"

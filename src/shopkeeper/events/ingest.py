@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shopkeeper.auth.models import Workspace
+from shopkeeper.consent.from_traits import TraitsOfEvent, apply_subscription_traits, carries_subscriptions
 from shopkeeper.customers.identity_cache import IdentityCache
 from shopkeeper.customers.normalize import normalise_email, normalise_phone
 from shopkeeper.customers.profile import locale_from, timezone_from
@@ -162,6 +163,7 @@ def store(session: Session, batches: Sequence[IngestBatch], cache: IdentityCache
         unit.lock(prefetch)
         unit.prefetch(prefetch)
         unit.preload_meta((keys, event.user_id) for event, keys in keyed)
+        consent_asks: list[TraitsOfEvent] = []
 
         for event, keys in keyed:
             if event.previous_id:
@@ -180,9 +182,13 @@ def store(session: Session, batches: Sequence[IngestBatch], cache: IdentityCache
             if event.type == "identify":
                 if event.traits:
                     unit.patch_traits(customer_id, event.traits)
+                    if carries_subscriptions(event.traits):
+                        consent_asks.append((customer_id, event.traits, event.context))
                 unit.patch_profile(customer_id, timezone=timezone_from(traits), locale=locale_from(traits))
             pending.append(_row(workspace_id, customer_id, event))
         unit.flush()
+        if consent_asks:  # profiles are written now; ids merged away in this batch go to the survivor
+            apply_subscription_traits(session, workspace_id, [(survivor(c), t, x) for c, t, x in consent_asks], now)
         flush_events()
         stats.stored += len(fresh)
         stats.customers_created += unit.customers_created
