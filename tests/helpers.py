@@ -33,4 +33,6 @@ def ingest(
     when = received_at or clock.now()
     events = [to_inbound(p, received_at=when) for p in payloads]
     with db.session(write=True) as session:
-        return store(session, [IngestBatch(workspace_id, events)], cache or IdentityCache(1000), when)
+        return store(
+            session, [IngestBatch(workspace_id, events)], cache if cache is not None else IdentityCache(1000), when
+        )

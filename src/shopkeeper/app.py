@@ -22,6 +22,7 @@ from shopkeeper.customers.api import router as customers_router
 from shopkeeper.db.migrate import upgrade
 from shopkeeper.errors import ShopkeeperError
 from shopkeeper.events.api import router as tracking_router
+from shopkeeper.guard_middleware import InputGuard
 from shopkeeper.privacy.api import router as privacy_router
 from shopkeeper.runtime import Runtime, get_runtime
 
@@ -94,6 +95,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         lifespan=lifespan,
     )
     app.state.runtime = runtime
+    app.add_middleware(InputGuard)
     _install_error_handlers(app)
     app.include_router(tracking_router)
     app.include_router(customers_router)

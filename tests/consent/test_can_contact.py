@@ -152,3 +152,30 @@ def test_bad_arguments_are_refused(db: Database, workspace: WorkspaceKeys, alice
         decide(db, workspace.id, alice, kind="spam")
     with pytest.raises(Invalid):
         decide(db, workspace.id, alice, topic=None)
+
+
+def test_after_a_merge_the_latest_choice_wins_and_an_opt_out_wins_a_tie(db: Database, workspace: WorkspaceKeys) -> None:
+    from datetime import timedelta as td
+
+    from shopkeeper import clock
+    from shopkeeper.clock import FrozenClock
+    from shopkeeper.consent.service import standing
+
+    make_topic(db, workspace.id, "offers")
+    fake = FrozenClock(NOON)
+    previous = clock.use(fake)
+    try:
+        old = make_customer(db, workspace.id, "merged-away", email="m1@example.com")
+        survivor = make_customer(db, workspace.id, "survivor", email="m2@example.com")
+        set_status(db, workspace.id, old, "email", "offers", "opted_out")
+        set_status(db, workspace.id, survivor, "email", "offers", "opted_in")  # same instant: the opt-out wins
+        with db.session() as s:
+            assert standing(s, workspace.id, [survivor, old], "email", "offers").status == "opted_out"
+        fake.advance(td(days=1))
+        set_status(db, workspace.id, survivor, "email", "offers", "opted_out")
+        fake.advance(td(days=1))
+        set_status(db, workspace.id, survivor, "email", "offers", "opted_in")  # a fresh, explicit consent
+        with db.session() as s:
+            assert standing(s, workspace.id, [survivor, old], "email", "offers").status == "opted_in"
+    finally:
+        clock.use(previous)

@@ -29,12 +29,14 @@ def test_jsonl_import_stores_good_lines_reports_bad_ones_and_is_idempotent(
         b"",
         orjson.dumps({"type": "track", "event": "Nobody"}),
         orjson.dumps({"type": "track", "userId": "u-1", "event": "Order Completed", "messageId": "given-id"}),
+        orjson.dumps({"type": "track", "userId": "u-1", "event": "Has \x00 NUL"}),
     ]
     path.write_bytes(b"\n".join(lines) + b"\n")
 
     report = import_messages(db, workspace.id, jsonl_messages(path))
-    assert (report.lines, report.stored, report.rejected) == (5, 3, 2)
-    assert [n for n, _ in report.errors] == [2, 5]
+    assert (report.lines, report.stored, report.rejected) == (6, 3, 3)
+    assert [n for n, _ in report.errors] == [2, 5, 7]
+    assert "NUL" in report.errors[2][1]
     assert "malformed JSON" in report.errors[0][1]
     assert "userId or anonymousId" in report.errors[1][1]
 

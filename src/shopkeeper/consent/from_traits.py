@@ -45,9 +45,18 @@ _SOURCE = "identify"
 TraitsOfEvent = tuple[str, Mapping[str, Any], Mapping[str, Any] | None]
 
 
+CONSENT_TRAITS = ("subscriptions", "unsubscribed")
+
+
 def carries_subscriptions(traits: Mapping[str, Any]) -> bool:
     """Cheap enough for every identify event: whether there is anything to do at all."""
     return "subscriptions" in traits or "unsubscribed" in traits
+
+
+def profile_traits(traits: Mapping[str, Any]) -> dict[str, Any]:
+    """The traits to keep on the profile: consent instructions are applied to the consent log
+    and not kept as traits, where they would go stale at the next preference-centre change."""
+    return {k: v for k, v in traits.items() if k not in CONSENT_TRAITS}
 
 
 def _status(value: Any) -> str | None:

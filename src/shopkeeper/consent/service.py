@@ -206,8 +206,11 @@ class Standing:
 def standing(
     session: Session, workspace_id: str, customer_ids: Sequence[str], channel: str, topic_key: str | None
 ) -> Standing:
-    """Reads the topic status and the channel-wide status (over a profile and its merged ids;
-    an opt-out anywhere wins, so a merge can never turn an opt-out back into consent)."""
+    """The topic status and the channel-wide status over a profile and the profiles merged into it.
+
+    The most recent change wins (an opt-in given on the surviving profile after a merge counts);
+    at the same instant an opt-out wins, so a merge alone can never turn an opt-out into consent.
+    """
     rows = list(
         session.scalars(
             scoped(Subscription, workspace_id).where(
@@ -220,10 +223,9 @@ def standing(
 
     def pick(topic: str) -> Subscription | None:
         candidates = [r for r in rows if r.topic == topic]
-        out = [r for r in candidates if r.status == "opted_out"]
-        if out:
-            return out[0]
-        return max(candidates, key=lambda r: r.updated_at) if candidates else None
+        if not candidates:
+            return None
+        return max(candidates, key=lambda r: (r.updated_at, r.status == "opted_out"))
 
     channel_row = pick(ALL_TOPICS)
     topic_row = pick(topic_key) if topic_key and topic_key != ALL_TOPICS else None
@@ -324,6 +326,9 @@ def suppress(
         scoped(Suppression, workspace_id).where(Suppression.channel == channel, Suppression.address_hash == digest)
     )
     if existing is not None:
+        if reason == "erased" and existing.reason != "erased":
+            # Erasure outranks every other reason: the entry may never be lifted again.
+            existing.reason, existing.note = "erased", None
         if not keep_address:
             existing.address = None
         return existing

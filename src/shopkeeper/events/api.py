@@ -19,11 +19,17 @@ from shopkeeper.auth.http import credential_from_header
 from shopkeeper.errors import Invalid, ShopkeeperError, TooLarge
 from shopkeeper.events.limits import MAX_BATCH_BYTES, MAX_EVENT_BYTES, read_body
 from shopkeeper.events.schemas import InboundEvent, parse_time, to_inbound
+from shopkeeper.guard_middleware import has_nul
 from shopkeeper.runtime import get_runtime
 
 router = APIRouter(prefix="/v1", tags=["tracking"])
 _OK = b'{"success":true}'
 _MAX_BATCH_EVENTS = 10_000
+
+
+def _refuse_nul(value: Any, field: str) -> None:
+    if has_nul(orjson.dumps(value)):
+        raise Invalid(f"{field}: contains a NUL character (\\u0000), which cannot be stored", field=field)
 
 
 def _parse_json(body: bytes) -> Any:
@@ -51,6 +57,8 @@ async def _single(request: Request, kind: str) -> Response:
     body = await read_body(request, MAX_EVENT_BYTES, "the event")
     payload = _parse_json(body)
     principal = runtime.keys.require(_write_key(request, payload), "write")
+    if has_nul(body):
+        _refuse_nul(payload, "body")
     event = to_inbound(payload, received_at=clock.now(), forced_type=kind)
     await runtime.writer.submit(principal.workspace_id, [event])
     return _ok()
@@ -103,10 +111,16 @@ async def batch(request: Request) -> Response:
 
     accepted: list[InboundEvent] = []
     errors: list[dict[str, Any]] = []
+    nul_somewhere = has_nul(body)
+    if nul_somewhere and batch_context is not None:
+        _refuse_nul(batch_context, "context")
     for index, item in enumerate(items):
         try:
-            if len(orjson.dumps(item)) > MAX_EVENT_BYTES:
+            encoded = orjson.dumps(item)
+            if len(encoded) > MAX_EVENT_BYTES:
                 raise TooLarge(f"event is over the {MAX_EVENT_BYTES // 1024} KB limit", field="body")
+            if nul_somewhere and has_nul(encoded):
+                raise Invalid("event contains a NUL character (\\u0000), which cannot be stored", field="body")
             accepted.append(
                 to_inbound(item, received_at=received_at, batch_sent_at=batch_sent_at, batch_context=batch_context)
             )

@@ -25,6 +25,7 @@ from shopkeeper.errors import Invalid, ShopkeeperError
 from shopkeeper.events.ingest import IngestBatch, store
 from shopkeeper.events.limits import MAX_EVENT_BYTES
 from shopkeeper.events.schemas import InboundEvent, to_inbound
+from shopkeeper.guard_middleware import has_nul
 
 CHUNK = 2000
 # CSV columns that are identifiers rather than traits.
@@ -51,6 +52,12 @@ def jsonl_messages(path: Path) -> Iterator[tuple[int, dict[str, Any] | Invalid]]
     with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
+                continue
+            if has_nul(line):
+                yield (
+                    number,
+                    Invalid("the line contains a NUL character (\\u0000), which cannot be stored", field="body"),
+                )
                 continue
             if len(line) > MAX_EVENT_BYTES:
                 yield number, Invalid(f"event is over the {MAX_EVENT_BYTES // 1024} KB limit", field="body")
@@ -102,11 +109,17 @@ def csv_customers(path: Path) -> Iterator[tuple[int, dict[str, Any] | Invalid]]:
             for column, value in row.items():
                 if value is None or not value.strip():
                     continue
+                if "\x00" in value or "\x00" in column:
+                    message = {"invalid": f"column {column.strip()!r} contains a NUL character"}
+                    break
                 key = column.strip()
                 if key.lower() in ID_COLUMNS:
                     message[ID_COLUMNS[key.lower()]] = value.strip()
                 else:
                     message["traits"][key] = _cell(key, value)
+            if "invalid" in message:
+                yield number, Invalid(str(message["invalid"]), field="row")
+                continue
             message["messageId"] = _content_id("csv", orjson.dumps(message, option=orjson.OPT_SORT_KEYS))
             yield number, message
 

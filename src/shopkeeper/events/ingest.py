@@ -16,7 +16,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shopkeeper.auth.models import Workspace
-from shopkeeper.consent.from_traits import TraitsOfEvent, apply_subscription_traits, carries_subscriptions
+from shopkeeper.consent.from_traits import (
+    TraitsOfEvent,
+    apply_subscription_traits,
+    carries_subscriptions,
+    profile_traits,
+)
 from shopkeeper.customers.identity_cache import IdentityCache
 from shopkeeper.customers.normalize import normalise_email, normalise_phone
 from shopkeeper.customers.profile import locale_from, timezone_from
@@ -161,6 +166,12 @@ def store(session: Session, batches: Sequence[IngestBatch], cache: IdentityCache
         prefetch: list[IdentKey] = [k for _, keys in keyed for k in keys]
         prefetch += [(kind, e.previous_id) for e, _ in keyed if e.previous_id for kind in ("user_id", "anonymous_id")]
         unit.lock(prefetch)
+        if session.get_bind().dialect.name == "postgresql":
+            # Read the epoch again now that the identifier locks are held: an erasure or unmerge
+            # that committed while we waited for them must empty the cache before it is used.
+            # (SQLite needs no second look: BEGIN IMMEDIATE kept every other writer out.)
+            epoch = session.scalar(select(Workspace.identity_epoch).where(Workspace.id == workspace_id))
+            cache.observe_epoch(workspace_id, int(epoch or 0))
         unit.prefetch(prefetch)
         unit.preload_meta((keys, event.user_id) for event, keys in keyed)
         consent_asks: list[TraitsOfEvent] = []
@@ -181,9 +192,11 @@ def store(session: Session, batches: Sequence[IngestBatch], cache: IdentityCache
             )
             if event.type == "identify":
                 if event.traits:
-                    unit.patch_traits(customer_id, event.traits)
                     if carries_subscriptions(event.traits):
                         consent_asks.append((customer_id, event.traits, event.context))
+                        unit.patch_traits(customer_id, profile_traits(event.traits))
+                    else:
+                        unit.patch_traits(customer_id, event.traits)
                 unit.patch_profile(customer_id, timezone=timezone_from(traits), locale=locale_from(traits))
             pending.append(_row(workspace_id, customer_id, event))
         unit.flush()
