@@ -52,6 +52,15 @@ SAMPLE_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/sensitive-allowances"): {"trait": "health", "usage": "any", "reason": "isolation test reason"},
     ("DELETE", "/api/v1/sensitive-allowances/{allowance_id}"): None,
     ("POST", "/api/v1/customers/{customer_id}/erase"): {"confirm": "cus_of_b"},
+    ("POST", "/api/v1/segments"): {"key": "iso-seg", "conditions": {"event": {"name": "B Only"}}},
+    ("POST", "/api/v1/segments/preview"): {"conditions": {"event": {"name": "B Only"}}},
+    ("PATCH", "/api/v1/segments/{segment_id}"): {
+        "name": "Renamed by A",
+        "conditions": {"not": {"event": {"name": "x"}}},
+    },
+    ("DELETE", "/api/v1/segments/{segment_id}"): None,
+    ("POST", "/api/v1/segments/{segment_id}/refresh"): None,
+    ("POST", "/api/v1/scores/refresh"): None,
 }
 
 
@@ -105,7 +114,13 @@ def populate_b(app_client: httpx.Client, db: Database, b: WorkspaceKeys) -> dict
         headers=auth,
         json={"trait": "health", "usage": "segment", "reason": "B's own pharmacy reminders"},
     ).json()
+    # Built at once, so that the segment schedule has nothing of B's to do during the walk.
+    segment = app_client.post(
+        "/api/v1/segments", headers=auth, json={"key": "b-seg", "conditions": {"event": {"name": "B Only"}}}
+    ).json()
+    app_client.post(f"/api/v1/segments/{segment['id']}/refresh", headers=auth)
     return {
+        "segment_id": segment["id"],
         "suppression_id": suppression["id"],
         "trait_id": trait["id"],
         "allowance_id": allowance["id"],

@@ -25,6 +25,7 @@ from shopkeeper.events.api import router as tracking_router
 from shopkeeper.guard_middleware import InputGuard
 from shopkeeper.privacy.api import router as privacy_router
 from shopkeeper.runtime import Runtime, get_runtime
+from shopkeeper.segments.api import router as segments_router
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(consent_router)
     app.include_router(privacy_router)
     app.include_router(public_consent_router)
+    app.include_router(segments_router)
 
     @app.get("/health", tags=["meta"], summary="Liveness and database reachability (public, no data)")
     def health(request: Request) -> dict[str, str]:

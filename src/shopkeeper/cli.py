@@ -561,5 +561,12 @@ def customer_erase(
     _run(go)
 
 
+# Segments live in their own module (their commands import their dependencies lazily too).
+from shopkeeper.segments.commands import bench_segments, segments_app  # noqa: E402
+
+app.add_typer(segments_app, name="segments")
+bench_app.command("segments")(bench_segments)
+
+
 def main() -> None:  # pragma: no cover - console entry point alias
     sys.exit(app())

@@ -21,7 +21,10 @@ def prefixed(data: RefData, p: str) -> RefData:
     return RefData(
         [RefCustomer(p + c.id, c.traits, p + c.merged_into if c.merged_into else None) for c in data.customers],
         [RefEvent(p + e.customer_id, e.name, e.timestamp, e.properties) for e in data.events],
-        [RefSubscription(p + s.customer_id, s.channel, s.topic, s.status) for s in data.subscriptions],
+        [
+            RefSubscription(p + s.customer_id, s.channel, s.topic, s.status, s.updated_at, p + s.id)
+            for s in data.subscriptions
+        ],
         {sid: {p + c for c in ids} for sid, ids in data.members.items()},
         {(p + c, name): v for (c, name), v in data.scores.items()},
     )
@@ -84,7 +87,7 @@ def load(conn: Connection, data: RefData, *, with_workspace: bool = True) -> tup
             insert(subscriptions),
             [
                 {
-                    "id": f"{ws}-s{i}",
+                    "id": s.id,
                     "workspace_id": ws,
                     "customer_id": s.customer_id,
                     "channel": s.channel,
@@ -92,7 +95,7 @@ def load(conn: Connection, data: RefData, *, with_workspace: bool = True) -> tup
                     "status": s.status,
                     "source": "api",
                     "consent_event_id": "cev",
-                    "updated_at": NOW,
+                    "updated_at": s.updated_at,
                 }
                 for i, s in enumerate(data.subscriptions)
             ],

@@ -152,7 +152,7 @@ def datasets(draw: st.DrawFn) -> RefData:
         for _ in range(draw(st.integers(0, 40)))
     ]
     subs: dict[tuple[str, str, str], RefSubscription] = {}
-    for _ in range(draw(st.integers(0, 8))):
+    for number in range(draw(st.integers(0, 10))):
         cid = draw(st.sampled_from(ids))
         channel = draw(st.sampled_from(["email", "sms"]))
         topic = draw(st.sampled_from(["*", "news", "offers"]))
@@ -161,7 +161,9 @@ def datasets(draw: st.DrawFn) -> RefData:
                 ["opted_out", "unknown"] if topic == "*" else ["opted_in", "opted_out", "pending", "unknown"]
             )
         )
-        subs[(cid, channel, topic)] = RefSubscription(cid, channel, topic, status)
+        # Few distinct times, so that merged profiles often changed the same topic at once.
+        when = NOW - timedelta(days=draw(st.integers(0, 2)))
+        subs[(cid, channel, topic)] = RefSubscription(cid, channel, topic, status, when, f"s{number}")
     members = {sid: set(draw(st.lists(st.sampled_from(ids), max_size=4))) for sid in SEGMENT_IDS.values()}
     scores: dict[tuple[str, str], tuple[float | None, str | None]] = {}
     for cid in draw(st.lists(st.sampled_from(ids), max_size=6)):

@@ -15,6 +15,8 @@ three engines hold the same rows and must find the same members.
 
 from __future__ import annotations
 
+import multiprocessing
+import queue
 import resource
 import tempfile
 import time
@@ -129,6 +131,7 @@ class RefreshFigure:
     again_seconds: float
     entered_first: int
     changed_again: int
+    preview_seconds: float = 0.0  # the builder's live count and first 10 members, unsaved
 
 
 @dataclass(slots=True)
@@ -163,33 +166,75 @@ class _DuckDatabase(Database):
 
 
 @contextmanager
-def _database(options: SegmentBenchOptions, workdir: Path) -> Iterator[Database]:
+def _database_url(options: SegmentBenchOptions, workdir: Path) -> Iterator[str]:
+    """A fresh, migrated database (DuckDB: a file with the same tables), removed afterwards."""
     from shopkeeper.db.migrate import upgrade
 
     if options.engine == "duckdb":
-        from shopkeeper.segments.engines import create_duckdb_schema
+        from shopkeeper.segments.engines import create_duckdb_schema, duckdb_engine
 
-        db: Database = _DuckDatabase(workdir / "bench.duckdb")
-        create_duckdb_schema(db.engine, keyless=("customers", "events", "subscriptions"))
-        try:
-            yield db
-        finally:
-            db.dispose()
+        path = workdir / "bench.duckdb"
+        engine = duckdb_engine(str(path))
+        create_duckdb_schema(engine, keyless=("customers", "events", "subscriptions"))
+        engine.dispose()
+        yield f"duckdb:///{path}"
         return
     spec = "sqlite" if options.engine == "sqlite" else options.postgresql_url
     with fresh_database(spec, workdir) as bench_db:
         upgrade(bench_db.url)
-        db = Database(bench_db.url)
-        try:
-            yield db
-        finally:
-            db.dispose()
+        yield bench_db.url
+
+
+def _open(url: str) -> Database:
+    if url.startswith("duckdb:///"):
+        return _DuckDatabase(Path(url.removeprefix("duckdb:///")))
+    return Database(url)
 
 
 _EVENT_INDEXES = {
     "ix_events_customer_time": "(workspace_id, customer_id, timestamp)",
     "ix_events_name_time": "(workspace_id, name, timestamp)",
+    "ix_events_name_time_customer": "(workspace_id, name, timestamp, customer_id)",
 }
+
+
+def _load_child(url: str, options: SegmentBenchOptions, workspace_id: str, out: Any) -> None:
+    """In a child process, so that the parent's peak RSS is that of the segment work alone
+    (building ten million index entries takes SQLite a gigabyte of sort memory)."""
+    figures = SegmentFigures(options.engine, options.customers, options.events)
+
+    def phase(name: str, _total: int) -> Callable[[int], None]:
+        return lambda n: out.put(("advance", name, n))
+
+    db = _open(url)
+    try:
+        _load(db, options, workspace_id, figures, phase)
+    finally:
+        db.dispose()
+    out.put(("done", figures.generate_seconds, figures.index_seconds))
+
+
+def _load_elsewhere(
+    url: str, options: SegmentBenchOptions, workspace_id: str, figures: SegmentFigures, phase: PurchaseHook
+) -> None:
+    context = multiprocessing.get_context("spawn")
+    out = context.Queue()
+    child = context.Process(target=_load_child, args=(url, options, workspace_id, out), daemon=True)
+    child.start()
+    bars = {name: phase(name, total) for name, total in (("customers", options.customers), ("events", options.events))}
+    while True:
+        try:
+            message = out.get(timeout=1)
+        except queue.Empty:
+            if not child.is_alive():
+                raise RuntimeError(f"loading the bench data failed (exit code {child.exitcode})") from None
+            continue
+        if message[0] == "advance":
+            bars[message[1]](message[2])
+        else:
+            figures.generate_seconds, figures.index_seconds = message[1], message[2]
+            break
+    child.join()
 
 
 def _load(
@@ -299,42 +344,64 @@ def _incremental(
 
 
 def run_segments_bench(options: SegmentBenchOptions, *, phase: PurchaseHook = _no_progress) -> SegmentFigures:
-    from shopkeeper.segments import service
-    from shopkeeper.segments.scores import rfm
-
     options.validate()
     figures = SegmentFigures(options.engine, options.customers, options.events)
     workspace_id = new_id("ws")
     with (
         tempfile.TemporaryDirectory(prefix="shopkeeper-bench-", dir=options.workdir) as tmp,
-        _database(options, Path(tmp)) as db,
+        _database_url(options, Path(tmp)) as url,
     ):
-        _load(db, options, workspace_id, figures, phase)
-        started = time.perf_counter()
-        with db.session(write=True) as session:
-            rfm.compute(session, workspace_id, NOW)
-        figures.rfm_seconds = time.perf_counter() - started
-        with db.session(write=True) as session:
-            for key, (name, definition) in SEGMENTS.items():
-                service.create(session, workspace_id, key=key, name=name, conditions=definition, actor=ACTOR, now=NOW)
-        done = phase("refresh", len(SEGMENTS))
-        with db.session() as session:
-            ordered = [(s.id, s.key) for s in service.refresh_order(service.active_segments(session, workspace_id))]
-        for segment_id, key in ordered:
-            runs = []
-            for _ in range(2):
-                with db.session(write=True) as session:
-                    runs.append(service.refresh(session, service.get(session, workspace_id, segment_id), NOW))
-            first, again = runs
-            figures.refresh.append(
-                RefreshFigure(
-                    key, again.members, first.seconds, again.seconds, first.entered, again.entered + again.exited
-                )
-            )
-            done(1)
-        _incremental(db, options, workspace_id, figures, phase)
+        _load_elsewhere(url, options, workspace_id, figures, phase)
+        db = _open(url)
+        try:
+            _segment_work(db, options, workspace_id, figures, phase)
+        finally:
+            db.dispose()
+    # The data was generated by a child process: this is the peak of the segment work alone.
     figures.peak_rss_bytes = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     return figures
+
+
+def _segment_work(
+    db: Database, options: SegmentBenchOptions, workspace_id: str, figures: SegmentFigures, phase: PurchaseHook
+) -> None:
+    from shopkeeper.segments import service
+    from shopkeeper.segments.scores import rfm
+
+    started = time.perf_counter()
+    with db.session(write=True) as session:
+        rfm.compute(session, workspace_id, NOW)
+    figures.rfm_seconds = time.perf_counter() - started
+    with db.session(write=True) as session:
+        for key, (name, definition) in SEGMENTS.items():
+            service.create(session, workspace_id, key=key, name=name, conditions=definition, actor=ACTOR, now=NOW)
+    done = phase("refresh", len(SEGMENTS))
+    with db.session() as session:
+        ordered = [(s.id, s.key) for s in service.refresh_order(service.active_segments(session, workspace_id))]
+    for segment_id, key in ordered:
+        runs = []
+        for _ in range(2):
+            with db.session(write=True) as session:
+                runs.append(service.refresh(session, service.get(session, workspace_id, segment_id), NOW))
+        first, again = runs
+        started = time.perf_counter()
+        with db.session() as session:
+            preview = service.preview(session, workspace_id, SEGMENTS[key][1], "marketing", limit=10, now=NOW)
+        preview_seconds = time.perf_counter() - started
+        assert preview.count == again.members
+        figures.refresh.append(
+            RefreshFigure(
+                key,
+                again.members,
+                first.seconds,
+                again.seconds,
+                first.entered,
+                again.entered + again.exited,
+                preview_seconds,
+            )
+        )
+        done(1)
+    _incremental(db, options, workspace_id, figures, phase)
 
 
 def render(figures: SegmentFigures, console: Console) -> None:
@@ -349,13 +416,13 @@ def render(figures: SegmentFigures, console: Console) -> None:
         table.add_row(
             f"refresh {r.key}",
             f"{r.members:,} members; first {r.first_seconds:.2f} s ({r.entered_first:,} entered), "
-            f"again {r.again_seconds:.3f} s {mark}",
+            f"again {r.again_seconds:.3f} s {mark}; preview {r.preview_seconds:.3f} s",
         )
     if figures.incremental is not None:
         s = figures.incremental
         table.add_row("incremental per event p50 / p99", f"{s.p50_ms:.3f} / {s.p99_ms:.3f} ms ({s.count:,} events)")
         table.add_row("incremental, 100 at once", f"{figures.incremental_batched_ms_per_event:.3f} ms per event")
-    table.add_row("peak RSS", f"{figures.peak_rss_bytes / 2**20:,.0f} MiB")
+    table.add_row("peak RSS (scores, refreshes, real time)", f"{figures.peak_rss_bytes / 2**20:,.0f} MiB")
     for note in figures.notes:
         table.add_row("note", note)
     console.print(table)

@@ -24,9 +24,18 @@ YEAR_SECONDS = 365 * 86400
 CHUNK = 1_000_000
 
 
+_P = 2147483647  # 2³¹ − 1: a square of anything below it fits in a signed 64-bit integer
+
+
 def _h(i: str, salt: int) -> str:
-    """A portable integer hash (fits in 64 bits for i < 3·10⁹)."""
-    return f"(({i} * 2654435761 + {salt * 40503}) % 4294967291)"
+    """A portable integer hash in [0, 2³¹−1): an affine step then two squarings modulo a prime.
+
+    The squarings matter: with an affine hash alone, two salts differ by a constant, so a
+    customer's events would all share one name and fall at evenly spaced times.
+    """
+    x = f"(({i} * 48271 + {salt * 7919 + 12345}) % {_P})"
+    x = f"(({x} * {x} + {salt}) % {_P})"
+    return f"(({x} * {x} + 1) % {_P})"
 
 
 def _pad(dialect: str, prefix: str, expr: str) -> str:

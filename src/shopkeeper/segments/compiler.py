@@ -31,6 +31,7 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     false,
     func,
     not_,
@@ -63,6 +64,7 @@ from shopkeeper.segments.dialect import (
     json_present,
     json_string,
     text_contains,
+    unindexed,
 )
 from shopkeeper.segments.models import CustomerScore, SegmentMembership
 
@@ -200,8 +202,11 @@ class SegmentQuery:
         return customers.c.id.in_(self._performers(node, n, exact=True))
 
     def _performers(self, node: EventCondition, n: int, *, exact: bool) -> Select[Any]:
+        # A few customers: their events by customer (ix_events_customer_time), whatever SQLite's
+        # planner would guess from the name's statistics.
+        name = unindexed(events.c.name) if self.restricted else events.c.name
         query = select(events.c.customer_id).where(
-            events.c.workspace_id == self._ws, events.c.name == node.name, self._restrict(events.c.customer_id)
+            events.c.workspace_id == self._ws, name == node.name, self._restrict(events.c.customer_id)
         )
         if node.within_days is not None:
             query = query.where(events.c.timestamp >= self._time(timedelta(days=node.within_days)))
@@ -215,40 +220,53 @@ class SegmentQuery:
         key = events.c.customer_id if self.restricted else group_key(events.c.customer_id)
         return query.group_by(key).having(count == n if exact else count >= n)
 
-    def _consent_rows(self, channel: str, topics: Sequence[str], statuses: Sequence[str]) -> ColumnElement[bool]:
+    def _consent_picked(self, channel: str, topics: Sequence[str]) -> Any:
+        """Per (customer, topic): the row `consent.service.standing` picks among the profile and
+        those merged into it — the latest change; at the same instant an opt-out; then the
+        greatest id (so that ties are decided the same way everywhere)."""
         owner = customers.alias("consent_owner")
+        who = func.coalesce(owner.c.merged_into, owner.c.id)
+        is_out = case((subscriptions.c.status == "opted_out", 1), else_=0)
         query = (
-            select(func.coalesce(owner.c.merged_into, owner.c.id))
+            select(
+                who.label("owner"),
+                subscriptions.c.topic,
+                subscriptions.c.status,
+                func.row_number()
+                .over(
+                    partition_by=(who, subscriptions.c.topic),
+                    order_by=(subscriptions.c.updated_at.desc(), is_out.desc(), subscriptions.c.id.desc()),
+                )
+                .label("rank"),
+            )
             .select_from(subscriptions.join(owner, owner.c.id == subscriptions.c.customer_id))
             .where(
                 subscriptions.c.workspace_id == self._ws,
                 owner.c.workspace_id == self._ws,
                 subscriptions.c.channel == channel,
                 subscriptions.c.topic.in_(list(topics)),
-                subscriptions.c.status.in_(list(statuses)),
             )
         )
         if self.restricted:
             query = query.where(or_(owner.c.id.in_(self._cids), owner.c.merged_into.in_(self._cids)))
-        return customers.c.id.in_(query)
+        return query.subquery("consent_latest")
+
+    def _consent_is(self, channel: str, topic: str, statuses: Sequence[str]) -> ColumnElement[bool]:
+        picked = self._consent_picked(channel, [topic])
+        return customers.c.id.in_(select(picked.c.owner).where(picked.c.rank == 1, picked.c.status.in_(list(statuses))))
 
     def _consent(self, node: ConsentCondition) -> ColumnElement[bool]:
         ch = node.channel
-        channel_out = self._consent_rows(ch, [ALL_TOPICS], ["opted_out"])
+        channel_out = self._consent_is(ch, ALL_TOPICS, ["opted_out"])
         if node.topic is None:
             return channel_out if node.status == "opted_out" else not_(channel_out)
         t = node.topic
         if node.status == "opted_out":
-            return self._consent_rows(ch, [ALL_TOPICS, t], ["opted_out"])
-        not_out = not_(self._consent_rows(ch, [ALL_TOPICS, t], ["opted_out"]))
-        if node.status == "opted_in":
-            return and_(not_out, self._consent_rows(ch, [t], ["opted_in"]))
-        if node.status == "pending":
-            return and_(
-                not_out, not_(self._consent_rows(ch, [t], ["opted_in"])), self._consent_rows(ch, [t], ["pending"])
-            )
+            return or_(channel_out, self._consent_is(ch, t, ["opted_out"]))
+        if node.status in ("opted_in", "pending"):
+            return and_(not_(channel_out), self._consent_is(ch, t, [node.status]))
         assert node.status == "unknown"
-        return and_(not_(channel_out), not_(self._consent_rows(ch, [t], ["opted_out", "opted_in", "pending"])))
+        return and_(not_(channel_out), not_(self._consent_is(ch, t, ["opted_out", "opted_in", "pending"])))
 
     def _segment(self, node: SegmentCondition) -> ColumnElement[bool]:
         segment_id = self.segment_ids.get(node.key)

@@ -75,9 +75,9 @@ class EventCondition:
 class ConsentCondition:
     """The customer's effective status for a channel and topic (None: the channel as a whole).
 
-    As in `consent.service.standing`, an opt-out of the whole channel wins over any topic, and
-    the rows of profiles merged into the customer count as theirs; where those disagree an
-    opt-out wins, then an opt-in, then pending.
+    As `consent.service.standing` reads it: the rows of profiles merged into the customer count
+    as theirs, and of several rows for one topic the latest change wins (at the same instant an
+    opt-out). An opt-out of the whole channel wins over every topic.
     """
 
     channel: str

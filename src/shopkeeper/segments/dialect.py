@@ -10,7 +10,10 @@ never a number, a boolean never 1) so that the three engines and the Python refe
 - `json_present(col, key)`: the key exists with a non-null value (never NULL);
 - `json_array_has(col, key, text)`: the value is an array holding that string;
 - `text_contains(haystack, needle)`: substring test, case-sensitive (no LIKE escaping);
-- `group_key(column)`: a GROUP BY key that lets SQLite read events through the name index.
+- `group_key(column)`: a GROUP BY key that lets SQLite read events through the name index;
+- `unindexed(column)`: the column, hidden from SQLite's index choice (real-time evaluation of a
+  few customers must read `ix_events_customer_time`, not every event of that name);
+- `day_number(ts)`: whole days since 1970 (UTC), for purchase summaries.
 
 Keys are validated (no quotes, backslashes or control characters) before they reach here, and
 are rendered as literals so the same key gives the same SQL text (and cached plans).
@@ -227,13 +230,50 @@ class group_key(FunctionElement[Any]):
     inherit_cache = True
 
 
+class unindexed(FunctionElement[Any]):
+    """`+column` on SQLite (a no-op its planner cannot match to an index), the column elsewhere."""
+
+    type = String()
+    name = "unindexed"
+    inherit_cache = True
+
+
+@compiles(unindexed)
 @compiles(group_key)
 def _group_key(element: group_key, compiler: SQLCompiler, **kw: Any) -> str:
     (column,) = _parts(element, compiler, **kw)
     return column
 
 
+@compiles(unindexed, "sqlite")
 @compiles(group_key, "sqlite")
 def _sqlite_group_key(element: group_key, compiler: SQLCompiler, **kw: Any) -> str:
     (column,) = _parts(element, compiler, **kw)
     return f"+{column}"
+
+
+class day_number(FunctionElement[Any]):
+    """Whole days since 1970-01-01 (UTC) of a stored time: what purchase summaries count in."""
+
+    type = Float()
+    name = "day_number"
+    inherit_cache = True
+
+
+@compiles(day_number, "sqlite")
+@compiles(day_number)
+def _sqlite_day(element: day_number, compiler: SQLCompiler, **kw: Any) -> str:
+    (ts,) = _parts(element, compiler, **kw)
+    return f"CAST(julianday({ts}) - 2440587.5 AS INTEGER)"
+
+
+@compiles(day_number, "postgresql")
+def _pg_day(element: day_number, compiler: SQLCompiler, **kw: Any) -> str:
+    (ts,) = _parts(element, compiler, **kw)
+    return f"floor(extract(epoch from {ts}) / 86400)"
+
+
+@compiles(day_number, "duckdb")
+def _duck_day(element: day_number, compiler: SQLCompiler, **kw: Any) -> str:
+    (ts,) = _parts(element, compiler, **kw)
+    return f"floor(epoch({ts}) / 86400)"

@@ -77,7 +77,7 @@ def lock(session: Session, segment_ids: Sequence[str]) -> None:
         )
 
 
-def _insert(session: Session, table: Table, rows: list[dict[str, Any]], conflict: Sequence[str]) -> None:
+def write_rows(session: Session, table: Table, rows: list[dict[str, Any]], conflict: Sequence[str]) -> None:
     if not rows:
         return
     if session.get_bind().dialect.name in ("sqlite", "postgresql"):
@@ -144,7 +144,7 @@ def apply(session: Session, segment: SegmentRef, entered: Sequence[str], exited:
             for c in chunk
             if c not in existing
         ]
-        _insert(session, m, rows, ("segment_id", "customer_id"))
+        write_rows(session, m, rows, ("segment_id", "customer_id"))
     for start in range(0, len(exited), _CHUNK):
         chunk = list(exited[start : start + _CHUNK])
         session.execute(
@@ -154,7 +154,7 @@ def apply(session: Session, segment: SegmentRef, entered: Sequence[str], exited:
         )
     rows = [_event_row(segment, c, ENTERED, now) for c in entered]
     rows += [_event_row(segment, c, EXITED, now) for c in exited]
-    _insert(session, _events, rows, ("workspace_id", "message_id"))
+    write_rows(session, _events, rows, ("workspace_id", "message_id"))
 
 
 def _current(segment_id: str) -> Any:

@@ -197,17 +197,18 @@ class RealtimeSegments:
         return current
 
     def process(self, batches: Sequence[IngestBatch]) -> list[Change]:
+        """Reads first; a write transaction (on SQLite, the one write lock the ingest writer also
+        needs) only when some segment may change."""
         by_workspace: dict[str, list[IngestBatch]] = {}
         for batch in batches:
             by_workspace.setdefault(batch.workspace_id, []).append(batch)
         changes: list[Change] = []
         for workspace_id, group in by_workspace.items():
-            with self.db.session(write=True) as session:
+            with self.db.session() as session:
                 index = self.index(session, workspace_id)
-                if not index.ordered:
-                    continue
-                touched = self._touched(session, workspace_id, index, group)
-                if touched:
+                touched = self._touched(session, workspace_id, index, group) if index.ordered else {}
+            if touched:
+                with self.db.session(write=True) as session:
                     changes += evaluate(session, index, touched)
             self.evaluated_events += sum(len(b.events) for b in group)
         self.changes += len(changes)

@@ -49,6 +49,8 @@ class RefSubscription:
     channel: str
     topic: str
     status: str
+    updated_at: datetime
+    id: str
 
 
 @dataclass
@@ -173,15 +175,18 @@ class Reference:
 
     def _consent(self, node: ConsentCondition, c: RefCustomer) -> str:
         rows = [s for s in self.subs_of.get(c.id, []) if s.channel == node.channel]
-        if any(s.topic == ALL_TOPICS and s.status == "opted_out" for s in rows):
+
+        def latest(topic: str) -> str | None:
+            candidates = [s for s in rows if s.topic == topic]
+            if not candidates:
+                return None
+            return max(candidates, key=lambda s: (s.updated_at, s.status == "opted_out", s.id)).status
+
+        if latest(ALL_TOPICS) == "opted_out":
             return "opted_out"
         if node.topic is None:
             return "unknown"
-        statuses = {s.status for s in rows if s.topic == node.topic}
-        for status in ("opted_out", "opted_in", "pending"):
-            if status in statuses:
-                return status
-        return "unknown"
+        return latest(node.topic) or "unknown"
 
     def _score(self, node: ScoreCondition, c: RefCustomer) -> bool:
         stored = self.data.scores.get((c.id, node.name))

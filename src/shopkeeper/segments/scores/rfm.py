@@ -94,6 +94,15 @@ def compute(
         ("rfm_segment", null_number, label),
     ):
         store.insert_from(session, select(ranked.c.customer_id, literal(name, String()), ws, value, text, at))
-    count = session.scalar(select(func.count()).select_from(work)) or 0
+    count = int(session.scalar(select(func.count()).select_from(work)) or 0)
     store.drop_scratch(session, work)
-    return int(count)
+    store.record_run(
+        session,
+        workspace_id,
+        "rfm",
+        {"purchase_event": purchase_event, "amount_property": amount_property},
+        {"buyers": count},
+        count,
+        now,
+    )
+    return count

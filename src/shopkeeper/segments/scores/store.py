@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Double, Integer, MetaData, Select, String, Table, delete, insert, literal, text, update
+from sqlalchemy import Column, Double, Integer, MetaData, String, Table, delete, insert, literal, text, update
 from sqlalchemy.orm import Session
 
 from shopkeeper.ids import new_id
@@ -22,9 +22,7 @@ def replace(session: Session, workspace_id: str, names: Sequence[str]) -> None:
     session.execute(delete(scores).where(scores.c.workspace_id == workspace_id, scores.c.name.in_(list(names))))
 
 
-def insert_from(
-    session: Session, select_customer_value_label: Select[Any], params: dict[str, Any] | None = None
-) -> None:
+def insert_from(session: Session, select_customer_value_label: Any, params: dict[str, Any] | None = None) -> None:
     """Insert (customer_id, name, workspace_id, value, label, computed_at) rows from a SELECT."""
     columns = ["customer_id", "name", "workspace_id", "value", "label", "computed_at"]
     session.execute(insert(scores).from_select(columns, select_customer_value_label), params or {})
@@ -77,3 +75,30 @@ def scratch(session: Session, name: str, **columns: str) -> Table:
 
 def drop_scratch(session: Session, table: Table) -> None:
     session.execute(text(f"DROP TABLE IF EXISTS {table.name}"))
+
+
+_SCORE_COLUMNS = ("customer_id", "name", "workspace_id", "value", "label", "computed_at")
+
+
+def insert_rows(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Many score rows at once. PostgreSQL: one `unnest` of typed arrays (db.bulk sends a float
+    column as text[], which PostgreSQL refuses for double precision); elsewhere as events are."""
+    from shopkeeper.segments.membership import write_rows
+
+    if not rows:
+        return
+    if session.get_bind().dialect.name != "postgresql":
+        write_rows(session, scores, rows, ("customer_id", "name"))
+        return
+    raw = session.connection().connection.dbapi_connection
+    assert raw is not None
+    columns = [[row[c] for row in rows] for c in _SCORE_COLUMNS]
+    cursor = raw.cursor()
+    try:
+        cursor.execute(
+            "INSERT INTO customer_scores (customer_id, name, workspace_id, value, label, computed_at) "
+            "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[], %s::text[], %s::timestamptz[])",
+            columns,
+        )
+    finally:
+        cursor.close()
