@@ -42,7 +42,7 @@ def test_a_nul_in_an_admin_body_or_url_is_refused(
     app_client.post("/v1/identify", auth=(workspace.write_key, ""), json={"userId": "nul-test"})
     customer = app_client.get("/api/v1/customers", params={"q": "nul-test"}, headers=headers).json()["data"][0]
     r = app_client.patch(f"/api/v1/customers/{customer['id']}", json={"traits": {"bio": "x\x00y"}}, headers=headers)
-    assert r.status_code == 400 and r.json()["error"]["field"] == "body"
+    assert r.status_code == 400 and r.json()["error"]["field"] == "traits.bio"
     after = app_client.get(f"/api/v1/customers/{customer['id']}", headers=headers).json()
     assert "bio" not in after["traits"]
     q = app_client.get("/api/v1/customers?q=ab%00cd", headers=headers)

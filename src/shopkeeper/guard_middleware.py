@@ -22,6 +22,34 @@ def has_nul(data: bytes) -> bool:
     return any(marker in data for marker in NUL_MESSAGES)
 
 
+def nul_field(body: bytes) -> str:
+    """The dotted path of the first JSON key or value holding a NUL, so the 400 names the field."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return "body"
+    found = _find_nul(document, [])
+    return ".".join(found) if found else "body"
+
+
+def _find_nul(value: object, path: list[str]) -> list[str] | None:
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return [*path, key.replace("\x00", "\\u0000")]
+            found = _find_nul(item, [*path, key])
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _find_nul(item, [*path, str(index)])
+            if found is not None:
+                return found
+    return None
+
+
 async def _refuse(send: Send, status: int, code: str, message: str, field: str) -> None:
     body = orjson.dumps({"error": {"code": code, "message": message, "field": field}})
     await send(
@@ -66,8 +94,9 @@ class InputGuard:
             more = message.get("more_body", False)
         body = b"".join(chunks)
         if has_nul(body):
+            field = nul_field(body)
             await _refuse(
-                send, 400, "invalid", "the body contains a NUL character (\\u0000), which cannot be stored", "body"
+                send, 400, "invalid", f"{field} contains a NUL character (\\u0000), which cannot be stored", field
             )
             return
 

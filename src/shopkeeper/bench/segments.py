@@ -401,6 +401,12 @@ def _segment_work(
             )
         )
         done(1)
+    if db.dialect != "duckdb":
+        # What the server's maintenance thread does as tables grow: memberships and scores were
+        # empty when the data was analysed, and plans made for empty tables are wrong ones.
+        from shopkeeper.db.maintenance import Maintenance
+
+        Maintenance(db).refresh_statistics()
     _incremental(db, options, workspace_id, figures, phase)
 
 

@@ -120,13 +120,15 @@ class IngestWriter:
             log.exception("ingest: could not store a batch of %d events", len(group[0].batch.events))
             group[0].done(Unavailable("the events could not be stored; retry"))
             return
-        for item in group:
-            item.done(None)
+        # Listeners first (they only enqueue): once a caller has its acknowledgement, whatever
+        # follows from its events is already queued, so "wait until idle" means what it says.
         for listener in self.on_commit:
             try:
                 listener([p.batch for p in group])
             except Exception:  # a listener must never fail ingestion
                 log.exception("ingest: an on-commit listener failed")
+        for item in group:
+            item.done(None)
 
     def _write(self, batches: list[IngestBatch]) -> None:
         for attempt in range(_RETRIES):

@@ -33,7 +33,6 @@ from shopkeeper.segments.schemas import (
     UnderstandingOut,
     VersionOut,
 )
-from shopkeeper.segments.scores import run as scores_run
 from shopkeeper.segments.understanding import customer_understanding
 
 router = APIRouter(prefix="/api/v1", tags=["segments"])
@@ -195,6 +194,9 @@ def refresh_segment(runtime: RuntimeDep, caller: Caller, segment_id: str) -> Ref
 @router.post("/scores/refresh", summary="Compute RFM, CLV, churn risk, NPS and CSAT now")
 def refresh_scores(runtime: RuntimeDep, caller: Caller) -> ScoresOut:
     caller.require("marketer")
+    # numpy/scipy load on first use: a server that never fits a model does not carry them.
+    from shopkeeper.segments.scores import run as scores_run
+
     scores_run.compute_all(runtime.db, caller.workspace_id, clock.now())
     return score_models(runtime, caller)
 

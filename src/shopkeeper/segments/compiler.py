@@ -224,31 +224,43 @@ class SegmentQuery:
         """Per (customer, topic): the row `consent.service.standing` picks among the profile and
         those merged into it — the latest change; at the same instant an opt-out; then the
         greatest id (so that ties are decided the same way everywhere)."""
-        owner = customers.alias("consent_owner")
-        who = func.coalesce(owner.c.merged_into, owner.c.id)
+        # A row's owner is its customer, or the survivor of a merged-away one. Merged profiles
+        # are few: looked up through their partial index instead of joining every customer.
+        merged = customers.alias("consent_merged")
+        survivor = customers.alias("consent_survivor")
+        merged_ids = select(merged.c.id).where(merged.c.workspace_id == self._ws, merged.c.merged_into.is_not(None))
+        survivor_of = (
+            select(survivor.c.merged_into).where(survivor.c.id == subscriptions.c.customer_id).scalar_subquery()
+        )
+        who = case((subscriptions.c.customer_id.in_(merged_ids), survivor_of), else_=subscriptions.c.customer_id)
         is_out = case((subscriptions.c.status == "opted_out", 1), else_=0)
-        query = (
-            select(
-                who.label("owner"),
-                subscriptions.c.topic,
-                subscriptions.c.status,
-                func.row_number()
-                .over(
-                    partition_by=(who, subscriptions.c.topic),
-                    order_by=(subscriptions.c.updated_at.desc(), is_out.desc(), subscriptions.c.id.desc()),
-                )
-                .label("rank"),
+        query = select(
+            who.label("owner"),
+            subscriptions.c.topic,
+            subscriptions.c.status,
+            func.row_number()
+            .over(
+                partition_by=(who, subscriptions.c.topic),
+                order_by=(subscriptions.c.updated_at.desc(), is_out.desc(), subscriptions.c.id.desc()),
             )
-            .select_from(subscriptions.join(owner, owner.c.id == subscriptions.c.customer_id))
-            .where(
-                subscriptions.c.workspace_id == self._ws,
-                owner.c.workspace_id == self._ws,
-                subscriptions.c.channel == channel,
-                subscriptions.c.topic.in_(list(topics)),
-            )
+            .label("rank"),
+        ).where(
+            subscriptions.c.workspace_id == self._ws,
+            subscriptions.c.channel == channel,
+            subscriptions.c.topic.in_(list(topics)),
         )
         if self.restricted:
-            query = query.where(or_(owner.c.id.in_(self._cids), owner.c.merged_into.in_(self._cids)))
+            absorbed = customers.alias("consent_absorbed")
+            query = query.where(
+                or_(
+                    subscriptions.c.customer_id.in_(self._cids),
+                    subscriptions.c.customer_id.in_(
+                        select(absorbed.c.id).where(
+                            absorbed.c.workspace_id == self._ws, absorbed.c.merged_into.in_(self._cids)
+                        )
+                    ),
+                )
+            )
         return query.subquery("consent_latest")
 
     def _consent_is(self, channel: str, topic: str, statuses: Sequence[str]) -> ColumnElement[bool]:

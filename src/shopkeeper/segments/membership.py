@@ -28,6 +28,7 @@ INTERNAL = "internal"
 ENTERED = "Segment Entered"
 EXITED = "Segment Exited"
 _CHUNK = 500
+_EVENT_SLICE = 10_000
 _events: Table = Event.__table__  # type: ignore[assignment]
 _segments: Table = Segment.__table__  # type: ignore[assignment]
 _TMP = "segment_refresh_ids"
@@ -152,9 +153,11 @@ def apply(session: Session, segment: SegmentRef, entered: Sequence[str], exited:
             .where(m.c.segment_id == segment.id, m.c.customer_id.in_(chunk), m.c.exited_at.is_(None))
             .values(exited_at=now)
         )
-    rows = [_event_row(segment, c, ENTERED, now) for c in entered]
-    rows += [_event_row(segment, c, EXITED, now) for c in exited]
-    write_rows(session, _events, rows, ("workspace_id", "message_id"))
+    # In slices: a first build can enter hundreds of thousands of customers at once.
+    changes = [(c, ENTERED) for c in entered] + [(c, EXITED) for c in exited]
+    for start in range(0, len(changes), _EVENT_SLICE):
+        rows = [_event_row(segment, c, name, now) for c, name in changes[start : start + _EVENT_SLICE]]
+        write_rows(session, _events, rows, ("workspace_id", "message_id"))
 
 
 def _current(segment_id: str) -> Any:

@@ -254,8 +254,12 @@ def preview(
     query = SegmentQuery(checked.node, workspace_id, segment_ids(session, workspace_id))
     params = query.params(now)
     members = query.statement.subquery()
-    count = int(session.scalar(select(func.count()).select_from(members), params) or 0)
-    first_ids = list(session.scalars(query.statement.order_by(None).order_by(Customer.id).limit(limit), params))
+    # One evaluation: the first ids with the total beside them (count(*) over the whole result).
+    first = session.execute(
+        select(members.c.id, func.count().over()).order_by(members.c.id).limit(max(limit, 1)), params
+    ).all()
+    count = int(first[0][1]) if first else 0
+    first_ids = [row[0] for row in first[:limit]]
     rows = {c.id: c for c in session.scalars(scoped(Customer, workspace_id).where(Customer.id.in_(first_ids)))}
     return Preview(count, [rows[i] for i in first_ids if i in rows], (time.perf_counter() - started) * 1000)
 
