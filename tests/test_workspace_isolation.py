@@ -61,6 +61,13 @@ SAMPLE_BODIES: dict[tuple[str, str], Any] = {
     ("DELETE", "/api/v1/segments/{segment_id}"): None,
     ("POST", "/api/v1/segments/{segment_id}/refresh"): None,
     ("POST", "/api/v1/scores/refresh"): None,
+    ("POST", "/api/v1/templates"): {"key": "iso-tpl", "kind": "transactional", "content": {"sms": {"text": "x"}}},
+    ("PATCH", "/api/v1/templates/{template_id}"): {"name": "Renamed by A", "content": {"sms": {"text": "A"}}},
+    ("POST", "/api/v1/templates/{template_id}/preview"): {"customer_id": "cus_of_b"},
+    ("POST", "/api/v1/sends"): {"customer_id": "cus_of_b", "channel": "sms", "content": {"sms": {"text": "hi"}}},
+    ("POST", "/api/v1/providers"): {"channel": "sms", "name": "iso-dev", "type": "dev"},
+    ("PATCH", "/api/v1/providers/{provider_id}"): {"priority": 9, "enabled": False},
+    ("DELETE", "/api/v1/providers/{provider_id}"): None,
 }
 
 
@@ -119,7 +126,27 @@ def populate_b(app_client: httpx.Client, db: Database, b: WorkspaceKeys) -> dict
         "/api/v1/segments", headers=auth, json={"key": "b-seg", "conditions": {"event": {"name": "B Only"}}}
     ).json()
     app_client.post(f"/api/v1/segments/{segment['id']}/refresh", headers=auth)
+    template = app_client.post(
+        "/api/v1/templates",
+        headers=auth,
+        json={"key": "b-tpl", "kind": "transactional", "content": {"email": {"subject": "B", "text": "B"}}},
+    ).json()
+    provider = app_client.post(
+        "/api/v1/providers", headers=auth, json={"channel": "email", "name": "b-dev", "type": "dev"}
+    ).json()
+    send = app_client.post(
+        "/api/v1/sends", headers=auth, json={"customer_id": customer["id"], "channel": "email", "template": "b-tpl"}
+    ).json()
+    import time
+
+    deadline = time.monotonic() + 10  # the server's own delivery worker sends it
+    while app_client.get(f"/api/v1/sends/{send['id']}", headers=auth).json()["status"] != "delivered":
+        assert time.monotonic() < deadline, "the send was not delivered"
+        time.sleep(0.02)
     return {
+        "template_id": template["id"],
+        "provider_id": provider["id"],
+        "send_id": send["id"],
         "segment_id": segment["id"],
         "suppression_id": suppression["id"],
         "trait_id": trait["id"],

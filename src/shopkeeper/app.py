@@ -23,6 +23,8 @@ from shopkeeper.db.migrate import upgrade
 from shopkeeper.errors import ShopkeeperError
 from shopkeeper.events.api import router as tracking_router
 from shopkeeper.guard_middleware import InputGuard
+from shopkeeper.messaging.api import router as messaging_router
+from shopkeeper.messaging.public import router as tracking_links_router
 from shopkeeper.privacy.api import router as privacy_router
 from shopkeeper.runtime import Runtime, get_runtime
 from shopkeeper.segments.api import router as segments_router
@@ -80,10 +82,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         runtime.maintenance.start()
         runtime.segments.start()
         runtime.segment_schedule.start()
+        if settings.delivery_in_process:
+            runtime.delivery.start()
         try:
             yield
         finally:
             runtime.writer.stop()
+            runtime.delivery.stop()
             runtime.segments.stop()
             runtime.segment_schedule.stop()
             runtime.maintenance.stop()
@@ -105,6 +110,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(privacy_router)
     app.include_router(public_consent_router)
     app.include_router(segments_router)
+    app.include_router(messaging_router)
+    app.include_router(tracking_links_router)
 
     @app.get("/health", tags=["meta"], summary="Liveness and database reachability (public, no data)")
     def health(request: Request) -> dict[str, str]:

@@ -102,6 +102,41 @@ def serve(
     )
 
 
+@app.command()
+def worker(
+    once: Annotated[bool, typer.Option("--once", help="deliver what is due now, then exit")] = False,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="sends claimed per round")] = 100,
+) -> None:
+    """Deliver planned sends (any number of workers can run side by side on PostgreSQL)."""
+    import signal
+    import threading
+
+    from shopkeeper.db.session import Database
+    from shopkeeper.messaging.pipeline import DeliveryWorker
+
+    settings = get_settings()
+    database = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
+    delivery = DeliveryWorker(database, batch=batch, base_url=settings.public_url)
+    try:
+        if once:
+            report = delivery.drain()
+            console.print(
+                f"claimed {report.claimed}: sent {report.sent}, delayed {report.delayed}, "
+                f"refused {report.refused}, retried {report.retried}, failed {report.failed}"
+            )
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        delivery.start()
+        console.print(f"worker {delivery.holder} delivering; Ctrl-C to stop")
+        stop.wait()
+        delivery.stop()
+    finally:
+        delivery.pool.close()
+        database.dispose()
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration."""

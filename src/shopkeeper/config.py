@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     # Where customers reach this server: the base of signed links (preference centre, unsubscribe,
     # opt-in confirmation). Set it to the public https address in production.
     public_url: str = "http://127.0.0.1:8000"
+    # `shopkeeper serve` delivers sends itself unless separate `shopkeeper worker` processes do.
+    delivery_in_process: bool = True
 
     @property
     def is_sqlite(self) -> bool:

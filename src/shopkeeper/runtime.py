@@ -12,6 +12,7 @@ from shopkeeper.customers.identity_cache import IdentityCache
 from shopkeeper.db.maintenance import Maintenance
 from shopkeeper.db.session import Database
 from shopkeeper.events.writer import IngestWriter
+from shopkeeper.messaging.pipeline import DeliveryWorker
 from shopkeeper.segments.realtime import RealtimeSegments
 from shopkeeper.segments.schedule import SegmentSchedule
 
@@ -26,6 +27,7 @@ class Runtime:
     maintenance: Maintenance
     segments: RealtimeSegments
     segment_schedule: SegmentSchedule
+    delivery: DeliveryWorker
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -43,6 +45,7 @@ class Runtime:
             maintenance=Maintenance(db),
             segments=segments,
             segment_schedule=SegmentSchedule(db),
+            delivery=DeliveryWorker(db, base_url=settings.public_url),
         )
 
 

@@ -1,0 +1,1 @@
+"""Channels: one sub-package per channel, each with its providers and inbound handling."""

@@ -1,0 +1,1 @@
+"""Email: MIME building, DKIM signing, the SMTP provider; inbound mail and bounce handling."""

@@ -1,0 +1,6 @@
+"""Imports every provider module so that each registers itself (one line per provider)."""
+
+from __future__ import annotations
+
+from shopkeeper.channels import dev  # noqa: F401
+from shopkeeper.channels.email import smtp  # noqa: F401

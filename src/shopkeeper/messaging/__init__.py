@@ -1,0 +1,1 @@
+"""Messaging: templates (Liquid), the send outbox and the delivery pipeline, tracking links."""

@@ -1,0 +1,67 @@
+"""A send's status: only forward along engagement, every change (and every open and click) kept
+in its history with the time and the reason."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from shopkeeper.ids import new_id
+from shopkeeper.messaging.models import ENGAGEMENT_ORDER, Interaction, Send, SendEvent
+
+_NEGATIVE = ("bounced", "complained")
+
+
+def moves_forward(current: str, new: str) -> bool:
+    if new == current:
+        return False
+    if new in ENGAGEMENT_ORDER:
+        if current == "queued":
+            return True
+        return current in ENGAGEMENT_ORDER and ENGAGEMENT_ORDER[new] > ENGAGEMENT_ORDER[current]
+    if new == "bounced":
+        return current in ENGAGEMENT_ORDER
+    if new == "complained":
+        return current in ENGAGEMENT_ORDER or current == "bounced"
+    return current == "queued"  # failed, suppressed, skipped: outcomes of the pipeline itself
+
+
+def history(session: Session, send: Send, status: str, at: datetime, reason: str | None, **data: Any) -> None:
+    session.add(
+        SendEvent(
+            id=new_id("sev"),
+            workspace_id=send.workspace_id,
+            send_id=send.id,
+            status=status,
+            reason=reason,
+            data=data,
+            at=at,
+        )
+    )
+
+
+def record(session: Session, send: Send, status: str, at: datetime, reason: str | None = None, **data: Any) -> bool:
+    """Append the event; move the status if `status` is further along. True when it moved."""
+    history(session, send, status, at, reason, **data)
+    if not moves_forward(send.status, status):
+        return False
+    send.status = status
+    send.reason = reason
+    send.updated_at = at
+    if send.interaction_id is not None:
+        session.execute(
+            update(Interaction)
+            .where(Interaction.workspace_id == send.workspace_id, Interaction.id == send.interaction_id)
+            .values(status=status)
+        )
+    return True
+
+
+def find_by_provider_id(session: Session, provider_message_id: str, workspace_id: str | None = None) -> Send | None:
+    query = select(Send).where(Send.provider_message_id == provider_message_id)
+    if workspace_id is not None:
+        query = query.where(Send.workspace_id == workspace_id)
+    return session.scalars(query.limit(1)).first()
