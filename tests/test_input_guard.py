@@ -57,4 +57,3 @@ def test_an_oversized_admin_body_is_refused(app_client: httpx.Client, workspace:
         headers={**headers, "content-type": "application/json"},
     )
     assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
-
