@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from shopkeeper.consent.service import check_channel, topic_by_key
 from shopkeeper.customers.service import canonical
 from shopkeeper.db.scoping import get_scoped, scoped
-from shopkeeper.errors import Conflict, Invalid
+from shopkeeper.errors import Conflict, Invalid, NotFound
 from shopkeeper.ids import new_id
 from shopkeeper.messaging.models import Send, SendEvent
 from shopkeeper.messaging.status import history
@@ -61,7 +61,10 @@ def enqueue(
         raise Invalid(f"data: over {MAX_DATA_BYTES // 1024} KB", field="data")
     if send_at is not None and expires_at is not None and expires_at <= send_at:
         raise Invalid("expires_at: must be after send_at", field="expires_at")
-    customer = canonical(session, workspace_id, customer_id)
+    try:
+        customer = canonical(session, workspace_id, customer_id)
+    except NotFound:
+        raise NotFound(f"customer_id: no customer {customer_id!r}", field="customer_id") from None
 
     template_id: str | None = None
     template_version: int | None = None

@@ -109,6 +109,16 @@ def _located(exc: LiquidError, field: str, source: str | None = None) -> Templat
     return TemplateError(f"{field}: {message}{at}", field=field)
 
 
+def _check_filters(template: BoundTemplate, env: Environment, field: str, source: str) -> None:
+    """Liquid looks filters up only when rendering; a typo would fail every send. Refuse it now."""
+    for name, spans in template.analyze().filters.items():
+        if name not in env.filters:
+            index = spans[0].index if spans else 0
+            before = source[:index]
+            line, column = before.count("\n") + 1, index - (before.rfind("\n") + 1) + 1
+            raise TemplateError(f"{field}: unknown filter {name!r} at line {line}, column {column}", field=field)
+
+
 def compile_content(content: Mapping[str, Any]) -> CompiledContent:
     """Checks a template's content: known channels and parts, required parts present, every part
     valid Liquid. Errors name the part and the line and column inside it."""
@@ -146,5 +156,6 @@ def compile_content(content: Mapping[str, Any]) -> CompiledContent:
                 compiled[part] = env.from_string(source)
             except LiquidError as exc:
                 raise _located(exc, field, source) from None
+            _check_filters(compiled[part], env, field, source)
         parts[channel] = compiled
     return CompiledContent(parts)

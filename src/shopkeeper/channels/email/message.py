@@ -92,3 +92,15 @@ def build(
         )
         raw = signature.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n") + raw
     return message_id, raw
+
+
+def check_key(key: DkimKey, sender: Sender) -> None:
+    """Sign a small message once, so that a wrong key is refused when the provider is saved
+    rather than failing every send."""
+    probe = OutboundMessage("probe", "ws", "c", "email", "transactional", sender.email, {"subject": "probe"}, "probe")
+    try:
+        build(probe, sender, dkim_key=key)
+    except (dkim.DKIMException, ValueError, TypeError) as exc:
+        raise Invalid(
+            f"settings.dkim.private_key: cannot sign with it ({exc})", field="settings.dkim.private_key"
+        ) from None

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shopkeeper.channels.base import OutboundMessage, ProviderError, ProviderRegistry, ProviderResult
-from shopkeeper.channels.email.message import DkimKey, Sender, build
+from shopkeeper.channels.email.message import DkimKey, Sender, build, check_key
 from shopkeeper.errors import Invalid
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
@@ -52,6 +52,7 @@ class SmtpProvider:
                 )
             except KeyError as exc:
                 raise Invalid(f"settings.dkim.{exc.args[0]}: required", field=f"settings.dkim.{exc.args[0]}") from None
+            check_key(self.dkim, self.sender)
         self._conn: smtplib.SMTP | None = None
         self.connections = 0  # opened so far: connection reuse is visible in tests and the bench
 
