@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import re
 import smtplib
+import socket
 import ssl
 from collections.abc import Mapping
 from typing import Any
@@ -82,6 +83,11 @@ class SmtpProvider:
             raise ProviderError(f"SMTP login refused: {exc.smtp_code}", temporary=False) from None
         except (OSError, smtplib.SMTPException) as exc:
             raise ProviderError(f"cannot reach {self.host}:{self.port}: {exc}", temporary=True) from None
+        # The body and the final "." go out as separate writes (the commit point sits between
+        # them): without TCP_NODELAY, Nagle's algorithm holds the dot back until the server's
+        # delayed ACK, 40 ms per message.
+        if conn.sock is not None:
+            conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._conn = conn
         self.connections += 1
         return conn
