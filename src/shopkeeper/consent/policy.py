@@ -31,7 +31,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from shopkeeper.auth.models import Workspace
-from shopkeeper.consent.addresses import ADDRESS_KINDS, addresses_of
+from shopkeeper.consent.addresses import ADDRESS_KINDS, address_hash, addresses_of, hashing_secret
 from shopkeeper.consent.models import ALL_TOPICS, CHANNELS, KINDS, Contact, Topic
 from shopkeeper.consent.pressure import CHANNEL_WEIGHTS
 from shopkeeper.consent.quiet_hours import QuietWindow, parse_clock
@@ -126,6 +126,10 @@ class Decision:
     until: datetime | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
     contact_id: str | None = None
+    # For the sender, when allowed: the live profile and its ids, and the addresses it may use
+    # (unsuppressed, oldest first) — so the pipeline does not look them up a second time.
+    profile_ids: list[str] = field(default_factory=list)
+    usable_addresses: list[str] = field(default_factory=list)
 
     @property
     def allowed(self) -> bool:
@@ -201,10 +205,15 @@ def can_contact(
         return _deny("no_address", [f"the customer has no {'/'.join(ADDRESS_KINDS[channel])} for {channel}"])
     if addresses:
         why.append(f"reachable on {channel} ({len(addresses)} address{'es' if len(addresses) > 1 else ''})")
+    usable = list(addresses)
 
     # 3. suppression (address level, whoever holds the address)
     if channel in ("email", "sms", "whatsapp", "voice", "push"):
         suppressed = suppressions_for(session, workspace_id, channel, addresses)
+        if suppressed:
+            blocked = {row.address_hash for row in suppressed}
+            secret = hashing_secret(session, workspace_id)
+            usable = [a for a in addresses if address_hash(secret, channel, a) not in blocked]
         if suppressed and len(suppressed) >= len(set(addresses)):
             first = suppressed[0]
             return _deny(
@@ -310,7 +319,9 @@ def can_contact(
         why.append(f"outside quiet hours in {zone.key}")
 
     if when == at:
-        return Decision("allow", "ok", why, evidence={**evidence, "timezone": zone.key})
+        decision = Decision("allow", "ok", why, evidence={**evidence, "timezone": zone.key})
+        decision.profile_ids, decision.usable_addresses = profile_ids, usable
+        return decision
     reason = "quiet_hours" if any(d.startswith("quiet") for d in delayed_by[-1:]) else "frequency_cap"
     if expires_at is not None and when > expires_at:
         return Decision(
