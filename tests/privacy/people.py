@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -73,11 +74,55 @@ def make_bob(db: Database, ws: WorkspaceKeys) -> str:
     return bob
 
 
-def make_zelda(app_client: httpx.Client, db: Database, ws: WorkspaceKeys, frozen_clock: FrozenClock) -> Person:
+def segment_traces(app_client: httpx.Client, db: Database, ws: WorkspaceKeys) -> int:
+    """Between Zelda's sign-up and the merge of her anonymous visit into it: she buys and answers
+    an NPS survey, the anonymous visitor answers a CSAT survey; segments "visitors" (performed
+    Home) and "buyers" are built and every score computed. The anonymous profile is then merged
+    away with its membership row still open and its CSAT score still stored (both stay until the
+    next refresh or score run), so erasure has rows of a merged profile to find. Returns the
+    number of events this adds to Zelda's history (two "Segment Entered" among them)."""
+    ingest(
+        db,
+        ws.id,
+        [
+            message("track", userId=ZELDA["user_id"], event="Order Completed", properties={"total": 40}),
+            message(
+                "track", userId=ZELDA["user_id"], event="Survey Answered", properties={"survey": "nps", "score": 9}
+            ),
+            message(
+                "track",
+                anonymousId=ZELDA["anonymous_id"],
+                event="Survey Answered",
+                properties={"survey": "csat", "score": 4},
+            ),
+        ],
+    )
+    auth = bearer(ws)
+    for key, name in (("visitors", "Home"), ("buyers", "Order Completed")):
+        r = app_client.post(
+            "/api/v1/segments", headers=auth, json={"key": key, "conditions": {"event": {"name": name}}}
+        )
+        assert r.status_code == 201, r.text
+        r = app_client.post(f"/api/v1/segments/{r.json()['id']}/refresh", headers=auth)
+        assert r.status_code == 200, r.text
+    r = app_client.post("/api/v1/scores/refresh", headers=auth)
+    assert r.status_code == 200, r.text
+    return 5
+
+
+def make_zelda(
+    app_client: httpx.Client,
+    db: Database,
+    ws: WorkspaceKeys,
+    frozen_clock: FrozenClock,
+    before_merge: Callable[[httpx.Client, Database, WorkspaceKeys], int] | None = None,
+) -> Person:
     """Zelda: an anonymous visit, a sign-up (a merge), an event that meets Bob's anonymous id (an
     identity conflict), consent given and withdrawn, preferences, a contact, a STOP suppression,
-    an agent's trait edit and a linked work address (audit entries)."""
+    an agent's trait edit and a linked work address (audit entries). `before_merge` runs between
+    the sign-up and the merge and returns how many events it added to her history."""
     step = timedelta(minutes=1)
+    added = 0
     ingest(db, ws.id, [message("page", anonymousId=ZELDA["anonymous_id"], name="Home", context={"ip": "203.0.113.9"})])
     frozen_clock.advance(step)
     ingest(
@@ -93,6 +138,9 @@ def make_zelda(app_client: httpx.Client, db: Database, ws: WorkspaceKeys, frozen
         ],
     )
     frozen_clock.advance(step)
+    if before_merge is not None:
+        added = before_merge(app_client, db, ws)
+        frozen_clock.advance(step)
     ingest(db, ws.id, [message("identify", userId=ZELDA["user_id"], anonymousId=ZELDA["anonymous_id"])])
     frozen_clock.advance(step)
     ingest(
@@ -145,6 +193,6 @@ def make_zelda(app_client: httpx.Client, db: Database, ws: WorkspaceKeys, frozen
     return Person(
         customer_id=survivor,
         merged_id=merged_id,
-        events=7,
+        events=7 + added,
         needles=[*ZELDA.values(), "zelda", "asthma", "203.0.113.9", "4155550199"],
     )

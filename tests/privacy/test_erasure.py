@@ -1,5 +1,6 @@
-"""SPEC §4 GDPR: erase a customer — profile, identities, events, consent records — keeping only a
-hashed suppression entry, so that an erased address is never contacted again."""
+"""SPEC §4 GDPR: erase a customer — profile, identities, events, consent records, segment
+memberships and scores — keeping only a hashed suppression entry, so that an erased address is
+never contacted again."""
 
 from __future__ import annotations
 
@@ -23,10 +24,20 @@ from shopkeeper.db.models import metadata
 from shopkeeper.db.session import Database
 from shopkeeper.events.models import Event
 from shopkeeper.privacy import erasure
+from shopkeeper.segments.models import CustomerScore, Segment, SegmentMembership
 from tests.conftest import WorkspaceKeys
 from tests.helpers import ingest, message
-from tests.privacy.people import BOB, ZELDA, Person, bearer, customer_of
+from tests.privacy.people import BOB, ZELDA, Person, bearer, customer_of, make_zelda, segment_traces
 from tests.test_workspace_isolation import snapshot
+
+
+@pytest.fixture
+def zelda(
+    app_client: httpx.Client, db: Database, workspace: WorkspaceKeys, frozen_clock: FrozenClock, bob: str
+) -> Person:
+    """Zelda as everywhere in these tests, and also in segments and scored — her anonymous
+    profile too, which is merged away with its membership and score rows still stored."""
+    return make_zelda(app_client, db, workspace, frozen_clock, before_merge=segment_traces)
 
 
 def erase(app_client: httpx.Client, ws: WorkspaceKeys, customer_id: str, confirm: str | None = None) -> httpx.Response:
@@ -35,11 +46,15 @@ def erase(app_client: httpx.Client, ws: WorkspaceKeys, customer_id: str, confirm
     )
 
 
-def find_everywhere(session: Session, needles: list[str]) -> list[str]:
+def find_everywhere(session: Session, needles: list[str], *, but_the_audit_log: bool = False) -> list[str]:
     """Every column of every table (text and JSON included: each is read as text), searched for
-    each needle, case-insensitively."""
+    each needle, case-insensitively. Audit rows about an erased person keep who did what to which
+    profile id, and when (only their details go): `but_the_audit_log` leaves that table out, to
+    search for profile ids."""
     found = []
     for table in metadata.sorted_tables:
+        if but_the_audit_log and table.name == "audit_log":
+            continue
         for column in table.columns:
             text = func.lower(cast(column, Text))
             hits = session.execute(
@@ -62,7 +77,13 @@ def rows_of(session: Session, customer_id: str) -> dict[str, list[Any]]:
         "consent": dump(ConsentEvent, ConsentEvent.customer_id == customer_id),
         "contacts": dump(Contact, Contact.customer_id == customer_id),
         "suppressions": dump(Suppression, Suppression.address == BOB["email"]),
+        "memberships": dump(SegmentMembership, SegmentMembership.customer_id == customer_id),
+        "scores": dump(CustomerScore, CustomerScore.customer_id == customer_id),
     }
+
+
+def member_counts(session: Session) -> dict[str, int]:
+    return {s.key: s.member_count for s in session.scalars(select(Segment))}
 
 
 def test_the_needle_search_finds_zelda_before_erasure(db: Database, zelda: Person) -> None:
@@ -79,25 +100,43 @@ def test_the_needle_search_finds_zelda_before_erasure(db: Database, zelda: Perso
         "suppressions",
         "audit_log",
     } <= tables, tables
+    # Memberships and scores name no identifier, only profile ids: the search by id finds them,
+    # for her profile and for the one merged into it.
+    with db.session() as s:
+        for profile in (zelda.customer_id, zelda.merged_id):
+            tables = {hit.split(".")[0] for hit in find_everywhere(s, [profile])}
+            assert {"segment_memberships", "customer_scores", "events"} <= tables, (profile, tables)
 
 
 def test_erasure_leaves_no_personal_data_in_any_table(
     app_client: httpx.Client, db: Database, workspace: WorkspaceKeys, zelda: Person, bob: str
 ) -> None:
+    profiles = [zelda.customer_id, zelda.merged_id]
     with db.session() as s:
         bob_before = rows_of(s, bob)
+        assert bob_before["memberships"] and bob_before["scores"]
+        assert member_counts(s) == {"visitors": 1, "buyers": 2}
+        scores = s.scalar(
+            select(func.count()).select_from(CustomerScore).where(CustomerScore.customer_id.in_(profiles))
+        )
+        assert scores is not None
     r = erase(app_client, workspace, zelda.customer_id)
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["customer_id"] == zelda.customer_id
     assert set(body["erased_customer_ids"]) == {zelda.customer_id, zelda.merged_id}
     assert body["deleted"]["events"] == zelda.events and body["deleted"]["customers"] == 2
+    # "buyers" (her) and "visitors" (the anonymous visit, merged away since)
+    assert body["deleted"]["segment_memberships"] == 2
+    assert body["deleted"]["scores"] == scores and scores > 1
     # email ×2, phone on sms/whatsapp/voice, device token on push
     assert body["suppressed_addresses"] == 6
 
     with db.session() as s:
         assert find_everywhere(s, zelda.needles) == []
+        assert find_everywhere(s, profiles, but_the_audit_log=True) == []
         assert rows_of(s, bob) == bob_before
+        assert member_counts(s) == {"visitors": 0, "buyers": 1}
         # the erasure's own audit row stays, with counts and ids only
         entry = s.scalar(select(AuditEntry).where(AuditEntry.action == "customer.erase"))
         assert entry is not None and entry.subject_id == zelda.customer_id
@@ -112,6 +151,12 @@ def test_erasure_leaves_no_personal_data_in_any_table(
     assert app_client.get(f"/api/v1/customers/{zelda.customer_id}", headers=bearer(workspace)).status_code == 404
     assert app_client.get(f"/api/v1/customers/{zelda.merged_id}", headers=bearer(workspace)).status_code == 404
     assert erase(app_client, workspace, zelda.customer_id).status_code == 404
+    # Refreshing afterwards finds nobody to let go: no "Segment Exited" names an erased profile.
+    for segment in app_client.get("/api/v1/segments", headers=bearer(workspace)).json()["data"]:
+        refreshed = app_client.post(f"/api/v1/segments/{segment['id']}/refresh", headers=bearer(workspace)).json()
+        assert (refreshed["entered"], refreshed["exited"]) == (0, 0), refreshed
+    with db.session() as s:
+        assert find_everywhere(s, profiles, but_the_audit_log=True) == []
 
 
 def test_an_erased_address_that_comes_back_is_refused(
@@ -158,6 +203,7 @@ def test_erasing_by_a_merged_away_id_erases_the_whole_person(
     assert r.json()["customer_id"] == zelda.customer_id
     with db.session() as s:
         assert find_everywhere(s, zelda.needles) == []
+        assert find_everywhere(s, [zelda.customer_id, zelda.merged_id], but_the_audit_log=True) == []
 
 
 def test_erasure_is_all_or_nothing(

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Text, cast, delete, or_, select, update
+from sqlalchemy import Text, case, cast, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from shopkeeper import jsonutil
@@ -28,6 +28,7 @@ from shopkeeper.customers.resolution import ResolutionUnit
 from shopkeeper.customers.service import canonical
 from shopkeeper.events.models import Event
 from shopkeeper.privacy.suppressions import SUPPRESSIBLE_CHANNELS, addresses_of_profiles, matching
+from shopkeeper.segments.models import CustomerScore, Segment, SegmentMembership
 
 # What audit entries keep of their details once the person they were about is erased.
 SCRUBBED = {"scrubbed": "customer erased"}
@@ -53,15 +54,17 @@ def erase_customer(session: Session, principal: Principal, customer_id: str, *, 
        with reason `erased` and no readable address (only the keyed hash), so the address is
        refused even if it comes back through ingestion; entries that existed already lose their
        address and become `erased` too (they can then never be lifted);
-    2. their identities, events, subscriptions, consent log, preferences, contacts, and the
-       merges and identity conflicts that mention them are deleted, then the profiles;
+    2. their identities, events, subscriptions, consent log, preferences, contacts, segment
+       memberships and scores, and the merges and identity conflicts that mention them are
+       deleted, then the profiles (no "Segment Exited" event is written: it would be a new trace;
+       the member counts of the segments they were in go down instead);
     3. audit entries about them keep their row (who did what, when) but lose their details;
     4. the identity epoch moves on, so no identity cache in any process keeps pointing an
        identifier at an erased id (the API also clears its own cache after the commit);
     5. the erasure itself is audited, with counts only.
 
     EXTEND THIS when a domain starts storing personal data about a customer: message bodies
-    (interactions, conversations, notes), segment memberships, journey runs and sends must be
+    (interactions, conversations, notes), journey runs and sends must be
     deleted in `_delete_rows`, before the profiles. The privacy test that searches every table
     for the erased person's identifiers will fail until they are.
     """
@@ -119,10 +122,16 @@ def _identities(session: Session, erasure: Erasure) -> list[tuple[str, str, str]
 
 
 def _lock(session: Session, erasure: Erasure, now: datetime) -> list[tuple[str, str]]:
-    """On PostgreSQL, take the identifier locks ingestion takes (so a concurrent batch with one of
-    these identifiers waits for the erasure, then finds nothing) and then the profile rows (so a
-    concurrent `reserve_contact` waits, then finds no customer). Same order as ingestion: no
-    deadlock. Returns the identities as they are once locked."""
+    """On PostgreSQL, first the workspace's segment rows, in id order as every membership change
+    takes them (so a real-time evaluation or a refresh that read the person before the erasure
+    cannot write a membership after it: it waits, then finds no customer); then the identifier
+    locks ingestion takes (so a concurrent batch with one of these identifiers waits for the
+    erasure, then finds nothing) and then the profile rows (so a concurrent `reserve_contact`
+    waits, then finds no customer). Same order as ingestion: no deadlock. Returns the identities
+    as they are once locked."""
+    session.execute(
+        select(Segment.id).where(Segment.workspace_id == erasure.workspace_id).order_by(Segment.id).with_for_update()
+    )
     before = _identities(session, erasure)
     ResolutionUnit(session, erasure.workspace_id, IdentityCache(0), now).lock([(k, v) for _, k, v in before])
     session.execute(
@@ -198,6 +207,9 @@ def _delete_rows(session: Session, erasure: Erasure) -> None:
     gone("subscriptions", Subscription, Subscription.customer_id.in_(ids))
     gone("preferences", ContactPreference, ContactPreference.customer_id.in_(ids))
     gone("contacts", Contact, Contact.customer_id.in_(ids))
+    _leave_segments(session, ws, ids)
+    gone("segment_memberships", SegmentMembership, SegmentMembership.customer_id.in_(ids))
+    gone("scores", CustomerScore, CustomerScore.customer_id.in_(ids))
     gone(
         "identity_conflicts",
         IdentityConflict,
@@ -206,3 +218,24 @@ def _delete_rows(session: Session, erasure: Erasure) -> None:
     gone("merges", Merge, or_(Merge.source_customer_id.in_(ids), Merge.target_customer_id.in_(ids)))
     gone("identities", Identity, Identity.customer_id.in_(ids))
     gone("customers", Customer, Customer.id.in_(ids))
+
+
+def _leave_segments(session: Session, workspace_id: str, ids: Sequence[str]) -> None:
+    """The segments the person is in now count one member fewer (a merged-away profile whose
+    row is still open was counted too, until the next refresh closed it)."""
+    current = session.execute(
+        select(SegmentMembership.segment_id, func.count())
+        .where(
+            SegmentMembership.workspace_id == workspace_id,
+            SegmentMembership.customer_id.in_(ids),
+            SegmentMembership.exited_at.is_(None),
+        )
+        .group_by(SegmentMembership.segment_id)
+    ).all()
+    for segment_id, count in current:
+        session.execute(
+            update(Segment)
+            .where(Segment.workspace_id == workspace_id, Segment.id == segment_id)
+            .values(member_count=case((Segment.member_count > count, Segment.member_count - count), else_=0))
+            .execution_options(synchronize_session=False)
+        )

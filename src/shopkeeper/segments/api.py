@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query
 
 from shopkeeper import clock
 from shopkeeper.auth.service import audit
+from shopkeeper.customers.sections import register_section
 from shopkeeper.db.scoping import scoped
 from shopkeeper.deps import Caller, RuntimeDep
 from shopkeeper.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_cursor, encode_cursor
@@ -33,9 +34,11 @@ from shopkeeper.segments.schemas import (
     UnderstandingOut,
     VersionOut,
 )
-from shopkeeper.segments.understanding import customer_understanding
+from shopkeeper.segments.understanding import customer_understanding, section
 
 router = APIRouter(prefix="/api/v1", tags=["segments"])
+# The 360° view (GET /customers/{id}) shows current segments and scores as sections.segments.
+register_section("segments", section)
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
 
 

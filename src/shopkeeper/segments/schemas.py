@@ -134,3 +134,13 @@ class UnderstandingOut(BaseModel):
     customer_id: str
     scores: dict[str, CustomerScoreOut]
     segments: list[CustomerSegmentOut]
+
+
+class SegmentsSection(BaseModel):
+    """The 360° view's "segments" section (`sections.segments` of GET /customers/{id})."""
+
+    memberships: list[CustomerSegmentOut] = Field(description="segments the customer is in now, by key")
+    scores: dict[str, CustomerScoreOut] = Field(
+        description="stored scores by name: rfm*, clv, clv_tier, p_alive, churn_risk, "
+        "expected_purchases_90d, nps, nps_group, csat — those computed for this customer"
+    )
