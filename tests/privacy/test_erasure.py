@@ -4,6 +4,7 @@ never contacted again."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -36,8 +37,26 @@ def zelda(
     app_client: httpx.Client, db: Database, workspace: WorkspaceKeys, frozen_clock: FrozenClock, bob: str
 ) -> Person:
     """Zelda as everywhere in these tests, and also in segments and scored — her anonymous
-    profile too, which is merged away with its membership and score rows still stored."""
-    return make_zelda(app_client, db, workspace, frozen_clock, before_merge=segment_traces)
+    profile too, which is merged away with its membership and score rows still stored — and
+    sent an email that names her (a send, its history, the message body)."""
+    person = make_zelda(app_client, db, workspace, frozen_clock, before_merge=segment_traces)
+    message_traces(app_client, workspace, person.customer_id)
+    return person
+
+
+def message_traces(app_client: httpx.Client, ws: WorkspaceKeys, customer_id: str) -> None:
+    auth = bearer(ws)
+    content = {"email": {"subject": "For {{ customer.name }}", "text": "Hello {{ customer.name }}, your inhaler"}}
+    r = app_client.post(
+        "/api/v1/sends",
+        headers=auth,
+        json={"customer_id": customer_id, "channel": "email", "content": content, "idempotency_key": "zelda-1"},
+    )
+    assert r.status_code == 201, r.text
+    deadline = time.monotonic() + 10  # the server's own delivery worker sends it
+    while app_client.get(f"/api/v1/sends/{r.json()['id']}", headers=auth).json()["status"] != "delivered":
+        assert time.monotonic() < deadline, "the send was not delivered"
+        time.sleep(0.02)
 
 
 def erase(app_client: httpx.Client, ws: WorkspaceKeys, customer_id: str, confirm: str | None = None) -> httpx.Response:
@@ -99,6 +118,8 @@ def test_the_needle_search_finds_zelda_before_erasure(db: Database, zelda: Perso
         "consent_events",
         "suppressions",
         "audit_log",
+        "sends",
+        "interactions",
     } <= tables, tables
     # Memberships and scores name no identifier, only profile ids: the search by id finds them,
     # for her profile and for the one merged into it.
@@ -128,6 +149,8 @@ def test_erasure_leaves_no_personal_data_in_any_table(
     assert body["deleted"]["events"] == zelda.events and body["deleted"]["customers"] == 2
     # "buyers" (her) and "visitors" (the anonymous visit, merged away since)
     assert body["deleted"]["segment_memberships"] == 2
+    assert (body["deleted"]["sends"], body["deleted"]["interactions"]) == (1, 1)
+    assert body["deleted"]["send_events"] == 3  # queued, sent, delivered
     assert body["deleted"]["scores"] == scores and scores > 1
     # email ×2, phone on sms/whatsapp/voice, device token on push
     assert body["suppressed_addresses"] == 6

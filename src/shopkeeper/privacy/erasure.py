@@ -27,6 +27,7 @@ from shopkeeper.customers.models import Customer, Identity, IdentityConflict, Me
 from shopkeeper.customers.resolution import ResolutionUnit
 from shopkeeper.customers.service import canonical
 from shopkeeper.events.models import Event
+from shopkeeper.messaging.models import Interaction, Send, SendEvent
 from shopkeeper.privacy.suppressions import SUPPRESSIBLE_CHANNELS, addresses_of_profiles, matching
 from shopkeeper.segments.models import CustomerScore, Segment, SegmentMembership
 
@@ -207,6 +208,11 @@ def _delete_rows(session: Session, erasure: Erasure) -> None:
     gone("subscriptions", Subscription, Subscription.customer_id.in_(ids))
     gone("preferences", ContactPreference, ContactPreference.customer_id.in_(ids))
     gone("contacts", Contact, Contact.customer_id.in_(ids))
+    # Messages both ways, with their bodies; a send's history by its send ids.
+    sends = select(Send.id).where(Send.workspace_id == ws, Send.customer_id.in_(ids)).scalar_subquery()
+    gone("send_events", SendEvent, SendEvent.send_id.in_(sends))
+    gone("sends", Send, Send.customer_id.in_(ids))
+    gone("interactions", Interaction, Interaction.customer_id.in_(ids))
     _leave_segments(session, ws, ids)
     gone("segment_memberships", SegmentMembership, SegmentMembership.customer_id.in_(ids))
     gone("scores", CustomerScore, CustomerScore.customer_id.in_(ids))

@@ -26,6 +26,7 @@ from shopkeeper.consent.models import ConsentEvent, Contact, ContactPreference, 
 from shopkeeper.customers.models import Customer, Identity, IdentityConflict, Merge
 from shopkeeper.customers.service import profile_ids
 from shopkeeper.events.models import Event
+from shopkeeper.messaging.models import Interaction, Send
 from shopkeeper.privacy.suppressions import addresses_of_profiles, matching
 
 FORMAT = "shopkeeper.customer-export.v1"
@@ -149,6 +150,8 @@ def export_chunks(session: Session, plan: ExportPlan, *, now: datetime, page_siz
         ("consent_events", ConsentEvent, "created_at"),
         ("contacts", Contact, "at"),
         ("events", Event, "timestamp"),
+        ("sends", Send, "created_at"),
+        ("interactions", Interaction, "created_at"),
     ):
         yield f',"{name}":['.encode()
         first = True
