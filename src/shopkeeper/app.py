@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shopkeeper import __version__
 from shopkeeper.auth.api import router as workspace_router
+from shopkeeper.channels.email import double_opt_in as _email_double_opt_in  # noqa: F401 - sends confirmations
 from shopkeeper.config import Settings, get_settings
 from shopkeeper.consent.api import router as consent_router
 from shopkeeper.consent.public import router as public_consent_router
@@ -84,9 +85,18 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         runtime.segment_schedule.start()
         if settings.delivery_in_process:
             runtime.delivery.start()
+        inbound_smtp = None
+        if settings.inbound_smtp_port is not None:
+            from shopkeeper.channels.email.inbound import InboundSmtpServer
+
+            # SO_REUSEPORT: the processes of `serve --workers N` share the port.
+            inbound_smtp = InboundSmtpServer.from_settings(runtime.db, settings, reuse_port=True).start()
+        app.state.inbound_smtp = inbound_smtp
         try:
             yield
         finally:
+            if inbound_smtp is not None:
+                inbound_smtp.stop()
             runtime.writer.stop()
             runtime.delivery.stop()
             runtime.segments.stop()

@@ -137,6 +137,38 @@ def worker(
         database.dispose()
 
 
+@app.command("inbound-smtp")
+def inbound_smtp(
+    host: Annotated[str | None, typer.Option(help="interface to listen on (0.0.0.0 for an MX)")] = None,
+    port: Annotated[int | None, typer.Option(min=0, max=65535, help="TCP port (25 for an MX)")] = None,
+) -> None:
+    """Receive email: replies, bounces (DSN) and complaints (ARF) for the workspaces' addresses."""
+    import signal
+    import threading
+
+    from shopkeeper.channels.email.inbound import InboundSmtpServer
+
+    settings = get_settings()
+    database = _database()
+    configured = settings.inbound_smtp_port
+    chosen = port if port is not None else (configured if configured is not None else 2525)
+    try:
+        server = _run(lambda: InboundSmtpServer.from_settings(database, settings, host=host, port=chosen).start())
+    except OSError as exc:
+        err.print(f"[red]error:[/red] cannot listen on {host or settings.inbound_smtp_host}:{chosen}: {exc.strerror}")
+        database.dispose()
+        raise typer.Exit(code=2) from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    console.print(f"receiving email on {server.host}:{server.port}; Ctrl-C to stop", highlight=False)
+    try:
+        stop.wait()
+    finally:
+        server.stop()
+        database.dispose()
+
+
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply every pending migration."""

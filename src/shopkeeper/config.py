@@ -32,6 +32,17 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     # `shopkeeper serve` delivers sends itself unless separate `shopkeeper worker` processes do.
     delivery_in_process: bool = True
+    # Inbound email (replies, bounces, complaints; docs/email-inbound.md): `shopkeeper serve` also
+    # runs an SMTP server on this port when it is set. None: off.
+    inbound_smtp_port: int | None = Field(default=None, ge=0, le=65535)
+    inbound_smtp_host: str = "127.0.0.1"
+    # The name the server gives in its greeting and its EHLO answer (the MX host name).
+    inbound_smtp_hostname: str = "shopkeeper.invalid"
+    # Larger messages are refused with 552 (before DATA when the client announces SIZE).
+    inbound_smtp_max_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
+    # PEM files for STARTTLS; without them the server offers no TLS.
+    inbound_smtp_tls_cert: str | None = None
+    inbound_smtp_tls_key: str | None = None
 
     @property
     def is_sqlite(self) -> bool:

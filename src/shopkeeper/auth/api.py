@@ -22,6 +22,7 @@ from shopkeeper.auth.schemas import (
     WorkspaceOut,
     WorkspacePatch,
 )
+from shopkeeper.channels.email.routing import check_claims
 from shopkeeper.db.scoping import get_scoped, scoped
 from shopkeeper.deps import Caller, RuntimeDep
 from shopkeeper.errors import NotFound
@@ -50,6 +51,8 @@ def patch_workspace(runtime: RuntimeDep, caller: Caller, body: WorkspacePatch) -
         if body.name is not None:
             ws.name = body.name.strip()
         if body.settings is not None:
+            if body.settings.inbound_email:
+                check_claims(session, ws.id, body.settings.inbound_email)
             ws.settings = {**(ws.settings or {}), **body.settings.model_dump(exclude_unset=True)}
         service.audit(
             session,

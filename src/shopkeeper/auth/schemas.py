@@ -33,6 +33,26 @@ class WorkspaceSettingsIn(BaseModel):
             raise ValueError(f"{value!r} is not a region phonenumbers knows")
         return value.upper() if value else value
 
+    inbound_email: list[str] | None = Field(
+        default=None,
+        max_length=50,
+        description="Addresses (support@shop.example) and domains (shop.example) whose mail the "
+        "inbound SMTP server takes for this workspace: replies, bounces, complaints",
+    )
+
+    @field_validator("inbound_email")
+    @classmethod
+    def _inbound_addresses(cls, value: list[str] | None) -> list[str] | None:
+        from shopkeeper.channels.email.routing import normalise_claims
+        from shopkeeper.errors import Invalid
+
+        if value is None:
+            return None
+        try:
+            return normalise_claims(value)
+        except Invalid as exc:
+            raise ValueError(exc.message.removeprefix("settings.inbound_email: ")) from None
+
 
 class WorkspacePatch(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -68,6 +68,13 @@ def _part(body: str, subtype: str) -> bytes:
     ).encode() + encoded
 
 
+def verp_address(envelope_from: str, send_id: str) -> str:
+    """`bounces@shop.example` → `bounces+<send id>@shop.example` (VERP): a bounce sent there names
+    its send even when the report returns nothing of the message."""
+    local, _, domain = envelope_from.rpartition("@")
+    return f"{local}+{send_id}@{domain}"
+
+
 def build(
     message: OutboundMessage, sender: Sender, now: datetime | None = None, dkim_key: DkimKey | None = None
 ) -> tuple[str, bytes]:
@@ -83,6 +90,8 @@ def build(
         ("Subject", message.content.get("subject", "")),
         ("Date", format_datetime(now or datetime.now(UTC))),
         ("Message-ID", message_id),
+        # Names the send in a bounce or complaint even where a relay replaced our Message-ID.
+        ("X-Shopkeeper-Send", message.send_id),
         ("MIME-Version", "1.0"),
     ]
     if sender.reply_to:

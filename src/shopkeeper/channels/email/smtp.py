@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from shopkeeper.channels.base import OutboundMessage, ProviderError, ProviderRegistry, ProviderResult
-from shopkeeper.channels.email.message import DkimKey, Sender, build, check_key
+from shopkeeper.channels.email.message import DkimKey, Sender, build, check_key, verp_address
 from shopkeeper.errors import Invalid
 
 _LEADING_DOT = re.compile(rb"(?m)^\.")
@@ -34,6 +34,8 @@ class SmtpProvider:
         self.username = settings.get("username")
         self.password = settings.get("password")
         self.timeout = float(settings.get("timeout", 30))
+        # VERP: the envelope sender carries the send id (bounces+<send id>@domain); docs/email-inbound.md.
+        self.verp = bool(settings.get("verp", False))
         from_email = settings.get("from_email")
         if not isinstance(from_email, str) or not from_email:
             raise Invalid("settings.from_email: required for an SMTP provider", field="settings.from_email")
@@ -108,6 +110,8 @@ class SmtpProvider:
     def send(self, message: OutboundMessage) -> ProviderResult:
         message_id, raw = build(message, self.sender, dkim_key=self.dkim)
         envelope_from = self.sender.return_path or self.sender.email
+        if self.verp:
+            envelope_from = verp_address(envelope_from, message.send_id)
         for attempt in (1, 2):  # a pooled connection the server closed meanwhile: one reconnect
             conn = self._connect()
             try:
