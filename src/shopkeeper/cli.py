@@ -144,6 +144,7 @@ def inbound_smtp(
 ) -> None:
     """Receive email: replies, bounces (DSN) and complaints (ARF) for the workspaces' addresses."""
     import signal
+    import ssl
     import threading
 
     from shopkeeper.channels.email.inbound import InboundSmtpServer
@@ -153,9 +154,15 @@ def inbound_smtp(
     configured = settings.inbound_smtp_port
     chosen = port if port is not None else (configured if configured is not None else 2525)
     try:
-        server = _run(lambda: InboundSmtpServer.from_settings(database, settings, host=host, port=chosen).start())
+        server = InboundSmtpServer.from_settings(database, settings, host=host, port=chosen)
+    except (OSError, ssl.SSLError) as exc:
+        err.print(f"[red]error:[/red] cannot load the TLS certificate or key: {exc}", highlight=False)
+        database.dispose()
+        raise typer.Exit(code=2) from None
+    try:
+        server.start()
     except OSError as exc:
-        err.print(f"[red]error:[/red] cannot listen on {host or settings.inbound_smtp_host}:{chosen}: {exc.strerror}")
+        err.print(f"[red]error:[/red] cannot listen on {server.host}:{chosen}: {exc.strerror}", highlight=False)
         database.dispose()
         raise typer.Exit(code=2) from None
     stop = threading.Event()

@@ -133,6 +133,24 @@ def test_starttls_when_given_a_certificate(
     assert stored(db) == 1
 
 
+def test_several_serve_processes_share_the_port(db: Database, workspace: WorkspaceKeys) -> None:
+    """`serve --workers N` starts one server per process, bound with SO_REUSEPORT."""
+    claim(db, workspace.id, "support@acme.test")
+    first = InboundSmtpServer(db, port=0, reuse_port=True).start()
+    try:
+        second = InboundSmtpServer(db, port=first.port, reuse_port=True).start()
+        try:
+            with pytest.raises(OSError):  # without the option the port is taken
+                InboundSmtpServer(db, port=first.port).start()
+            assert deliver(first.port, REPLY, "support@acme.test").code == 250
+        finally:
+            second.stop()
+        assert deliver(first.port, REPLY, "support@acme.test").code == 250  # the first still serves
+    finally:
+        first.stop()
+    assert stored(db) == 1  # the same message twice: stored once
+
+
 def test_claims_are_set_through_the_workspace_api_and_never_shared(
     app_client: httpx.Client,
     db: Database,
