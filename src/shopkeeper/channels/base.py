@@ -54,12 +54,15 @@ class ProviderResult:
 
 class ProviderError(Exception):
     """The provider refused or could not be reached. `temporary` errors are retried (and fail
-    over to the next provider); permanent ones fail the send at once."""
+    over to the next provider); permanent ones fail the send at once. `suppress` names a
+    suppression reason ("stop", "hard_bounce") when the refusal says the address itself must not
+    be used again (an SMS provider's "unsubscribed recipient"): the pipeline then suppresses it."""
 
-    def __init__(self, message: str, *, temporary: bool, code: str | None = None) -> None:
+    def __init__(self, message: str, *, temporary: bool, code: str | None = None, suppress: str | None = None) -> None:
         super().__init__(message)
         self.temporary = temporary
         self.code = code
+        self.suppress = suppress
 
 
 class Provider(Protocol):

@@ -4,3 +4,5 @@ from __future__ import annotations
 
 from shopkeeper.channels import dev  # noqa: F401
 from shopkeeper.channels.email import smtp  # noqa: F401
+from shopkeeper.channels.sms import provider as _sms  # noqa: F401
+from shopkeeper.channels.social import messenger, telegram, whatsapp  # noqa: F401

@@ -28,6 +28,8 @@ ADDRESS_KINDS: dict[str, tuple[str, ...]] = {
     "push": ("device_token",),
     "chat": ("user_id", "anonymous_id"),
     "webhook": (),
+    "messenger": ("messenger_psid",),
+    "telegram": ("telegram_chat_id",),
 }
 # Channels that an address of each kind can be suppressed on (erasure suppresses them all).
 CHANNELS_OF_KIND: dict[str, tuple[str, ...]] = {

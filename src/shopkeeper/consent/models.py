@@ -10,7 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from shopkeeper.db.base import Base, WorkspaceScoped
 
-CHANNELS = ("email", "sms", "push", "chat", "whatsapp", "webhook", "voice")
+CHANNELS = ("email", "sms", "push", "chat", "whatsapp", "webhook", "voice", "messenger", "telegram")
 STATUSES = ("opted_in", "opted_out", "pending", "unknown")
 LAWFUL_BASES = ("consent", "contract", "legitimate_interest")
 KINDS = ("marketing", "transactional")

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Channel = Literal["email", "sms", "push", "chat", "whatsapp", "webhook", "voice"]
+Channel = Literal["email", "sms", "push", "chat", "whatsapp", "webhook", "voice", "messenger", "telegram"]
 Status = Literal["opted_in", "opted_out", "pending", "unknown"]
 
 

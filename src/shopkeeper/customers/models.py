@@ -10,7 +10,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from shopkeeper.db.base import Base, WorkspaceScoped
 
-IDENTITY_KINDS = ("user_id", "anonymous_id", "email", "phone", "device_token")
+# messenger_psid: a Messenger page-scoped user id; telegram_chat_id: the chat a Telegram bot answers in.
+IDENTITY_KINDS = ("user_id", "anonymous_id", "email", "phone", "device_token", "messenger_psid", "telegram_chat_id")
 IDENTITY_KIND_PREFIXES = ("external:", "social:")
 
 

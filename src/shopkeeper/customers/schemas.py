@@ -137,6 +137,8 @@ class IdentityIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     kind: str = Field(
-        max_length=64, description="user_id, email, phone, device_token, external:<system>, social:<network>"
+        max_length=64,
+        description="user_id, email, phone, device_token, messenger_psid, telegram_chat_id, external:<system>, "
+        "social:<network>",
     )
     value: str = Field(min_length=1, max_length=512)

@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import case, delete, select, update
 from sqlalchemy.orm import Session
 
 from shopkeeper import clock
@@ -40,7 +40,7 @@ from shopkeeper.channels.base import OutboundMessage, ProviderError, ProviderRes
 from shopkeeper.consent.addresses import ADDRESS_KINDS, address_hash, addresses_of, hashing_secret
 from shopkeeper.consent.models import Contact
 from shopkeeper.consent.policy import reserve_contact
-from shopkeeper.consent.service import suppressions_for
+from shopkeeper.consent.service import suppress, suppressions_for
 from shopkeeper.consent.tokens import unsubscribe_headers
 from shopkeeper.customers.service import profile_ids
 from shopkeeper.db.session import Database
@@ -78,6 +78,7 @@ class Outcome:
     errors: list[str] = field(default_factory=list)
     permanent: bool = False
     unconfirmed: bool = False
+    suppress: str | None = None  # a permanent refusal that names the address as unusable
 
 
 @dataclass
@@ -422,7 +423,7 @@ class DeliveryWorker:
                     outcome.route, outcome.unconfirmed = route, True
                     return outcome
                 if not exc.temporary:
-                    outcome.route, outcome.permanent = route, True
+                    outcome.route, outcome.permanent, outcome.suppress = route, True, exc.suppress
                     return outcome
             except Exception as exc:  # a provider bug is treated as a temporary failure
                 log.exception("delivery: provider %s failed", route.name)
@@ -434,10 +435,16 @@ class DeliveryWorker:
 
         def commit() -> None:
             with self.db.session(write=True) as session:
+                # A failover after a provider that may already have had the message (a 500 after
+                # the request) keeps `handing_off`: failing over never makes a repeat safe again.
                 moved = session.execute(
                     update(Send)
-                    .where(Send.id == send_id, Send.lease_owner == self.holder, Send.stage.in_(("claimed", stage)))
-                    .values(stage=stage, provider=route.name)
+                    .where(
+                        Send.id == send_id,
+                        Send.lease_owner == self.holder,
+                        Send.stage.in_(("claimed", "handing_off", "handing_off_dedup")),
+                    )
+                    .values(stage=case((Send.stage == "handing_off", "handing_off"), else_=stage), provider=route.name)
                 ).rowcount  # type: ignore[attr-defined]
             if not moved:
                 raise LeaseLost(send_id)
@@ -461,6 +468,8 @@ class DeliveryWorker:
                     report.sent += 1
                 elif outcome.permanent:
                     self._fail(session, send, now, "; ".join(outcome.errors))
+                    if outcome.suppress:
+                        self._suppress(session, send, outcome.suppress, now, outcome.errors[-1])
                     report.failed += 1
                 else:
                     self._retry(session, send, now, "; ".join(outcome.errors) or "no provider took it", report)
@@ -509,6 +518,17 @@ class DeliveryWorker:
         send.updated_at = now
         history(session, send, "queued", now, f"retry {send.attempts} in {delay.total_seconds():.0f} s: {why}")
         report.retried += 1
+
+    def _suppress(self, session: Session, send: Send, reason: str, now: datetime, why: str) -> None:
+        """The provider said the address itself is unusable (e.g. the number replied STOP to the
+        carrier): suppress it, so no later send tries it again."""
+        if not send.to_address or send.channel not in SUPPRESSIBLE:
+            return
+        try:
+            with session.begin_nested():
+                suppress(session, send.workspace_id, send.channel, send.to_address, reason, now, note=why[:500])
+        except ShopkeeperError as exc:
+            log.warning("delivery: could not suppress the address of %s: %s", send.id, exc.message)
 
     def _release(self, session: Session, send: Send) -> None:
         if send.contact_id is not None:

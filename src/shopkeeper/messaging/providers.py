@@ -86,7 +86,8 @@ class ProviderPool:
                 return route
             if route is not None:
                 route.provider.close()
-            provider = ProviderRegistry.create(row.channel, row.type, row.settings)
+            # The row id lets a provider name its own webhook URL (e.g. an SMS status callback).
+            provider = ProviderRegistry.create(row.channel, row.type, {**row.settings, "provider_id": row.id})
             bucket = TokenBucket(row.rate_per_second) if row.rate_per_second else None
             route = Route(row.id, row.name, row.type, provider, row.cost_per_unit, row.currency, bucket, row.updated_at)
             self._routes[row.id] = route

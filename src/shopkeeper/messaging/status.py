@@ -26,7 +26,10 @@ def moves_forward(current: str, new: str) -> bool:
         return current in ENGAGEMENT_ORDER
     if new == "complained":
         return current in ENGAGEMENT_ORDER or current == "bounced"
-    return current == "queued"  # failed, suppressed, skipped: outcomes of the pipeline itself
+    if new == "failed":
+        # The pipeline's own outcome, or a provider reporting later that it could not deliver.
+        return current in ("queued", "sent")
+    return current == "queued"  # suppressed, skipped: outcomes of the pipeline itself
 
 
 def history(session: Session, send: Send, status: str, at: datetime, reason: str | None, **data: Any) -> None:

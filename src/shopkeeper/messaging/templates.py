@@ -24,6 +24,8 @@ CHANNEL_PARTS: dict[str, tuple[str, ...]] = {
     "chat": ("text",),
     "voice": ("script",),
     "webhook": ("body",),
+    "messenger": ("text",),
+    "telegram": ("text",),
 }
 REQUIRED_PARTS: dict[str, tuple[str, ...]] = {
     "email": ("subject",),
@@ -33,6 +35,8 @@ REQUIRED_PARTS: dict[str, tuple[str, ...]] = {
     "chat": ("text",),
     "voice": ("script",),
     "webhook": ("body",),
+    "messenger": ("text",),
+    "telegram": ("text",),
 }
 MAX_PART_BYTES = 256 * 1024
 
