@@ -68,6 +68,28 @@ SAMPLE_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/providers"): {"channel": "sms", "name": "iso-dev", "type": "dev"},
     ("PATCH", "/api/v1/providers/{provider_id}"): {"priority": 9, "enabled": False},
     ("DELETE", "/api/v1/providers/{provider_id}"): None,
+    ("POST", "/api/v1/webhook-endpoints"): {"url": "https://hooks.a.example/in", "events": ["call.recorded"]},
+    ("PATCH", "/api/v1/webhook-endpoints/{endpoint_id}"): {"url": "https://evil.example/in", "enabled": False},
+    ("DELETE", "/api/v1/webhook-endpoints/{endpoint_id}"): None,
+    ("POST", "/api/v1/webhook-endpoints/{endpoint_id}/rotate-secret"): None,
+    ("POST", "/api/v1/calls"): {
+        "external_id": "iso-call",
+        "direction": "in",
+        "customer": {"user_id": "b-user"},
+        "started_at": "2026-01-01T10:00:00Z",
+        "disposition": "answered",
+    },
+    ("POST", "/api/v1/calls/batch"): {
+        "calls": [
+            {
+                "external_id": "iso-call-2",
+                "direction": "out",
+                "customer": {"user_id": "b-user"},
+                "started_at": "2026-01-01T10:00:00Z",
+                "disposition": "missed",
+            }
+        ]
+    },
 }
 
 
@@ -137,6 +159,12 @@ def populate_b(app_client: httpx.Client, db: Database, b: WorkspaceKeys) -> dict
     send = app_client.post(
         "/api/v1/sends", headers=auth, json={"customer_id": customer["id"], "channel": "email", "template": "b-tpl"}
     ).json()
+    # Subscribed to an event nothing of B's raises during the walk (a delivery would change B's rows).
+    endpoint = app_client.post(
+        "/api/v1/webhook-endpoints",
+        headers=auth,
+        json={"url": "https://hooks.b.example/in", "events": ["call.recorded"]},
+    ).json()
     import time
 
     deadline = time.monotonic() + 10  # the server's own delivery worker sends it
@@ -145,6 +173,7 @@ def populate_b(app_client: httpx.Client, db: Database, b: WorkspaceKeys) -> dict
         time.sleep(0.02)
     return {
         "template_id": template["id"],
+        "endpoint_id": endpoint["id"],
         "provider_id": provider["id"],
         "send_id": send["id"],
         "segment_id": segment["id"],

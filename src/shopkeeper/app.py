@@ -18,6 +18,8 @@ from shopkeeper.auth.api import router as workspace_router
 from shopkeeper.channels.email import double_opt_in as _email_double_opt_in  # noqa: F401 - sends confirmations
 from shopkeeper.channels.sms.webhooks import router as sms_webhooks_router
 from shopkeeper.channels.social.webhooks import router as social_webhooks_router
+from shopkeeper.channels.voice.api import router as calls_router
+from shopkeeper.channels.webhook.api import router as webhook_endpoints_router
 from shopkeeper.config import Settings, get_settings
 from shopkeeper.consent.api import router as consent_router
 from shopkeeper.consent.public import router as public_consent_router
@@ -124,6 +126,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(segments_router)
     app.include_router(messaging_router)
     app.include_router(tracking_links_router)
+    app.include_router(webhook_endpoints_router)
+    app.include_router(calls_router)
     app.include_router(sms_webhooks_router)
     app.include_router(social_webhooks_router)
 

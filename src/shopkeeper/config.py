@@ -32,6 +32,9 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     # `shopkeeper serve` delivers sends itself unless separate `shopkeeper worker` processes do.
     delivery_in_process: bool = True
+    # Outbound webhooks refuse private, loopback, link-local and multicast addresses (SSRF guard,
+    # docs/webhooks.md); turn this on only where endpoints legitimately live on an internal network.
+    webhook_allow_private: bool = False
     # Inbound email (replies, bounces, complaints; docs/email-inbound.md): `shopkeeper serve` also
     # runs an SMTP server on this port when it is set. None: off.
     inbound_smtp_port: int | None = Field(default=None, ge=0, le=65535)

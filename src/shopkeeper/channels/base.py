@@ -81,10 +81,19 @@ class ProviderRegistry:
     """name → factory. A new provider is one module that calls `register` at import."""
 
     _factories: ClassVar[dict[tuple[str, str], ProviderFactory]] = {}
+    # The provider a channel uses when a workspace configured none: `dev`, unless a real one
+    # needs no account (a webhook goes to the endpoint the send names).
+    _defaults: ClassVar[dict[str, str]] = {}
 
     @classmethod
-    def register(cls, channel: str, type_: str, factory: ProviderFactory) -> None:
+    def register(cls, channel: str, type_: str, factory: ProviderFactory, *, default: bool = False) -> None:
         cls._factories[(channel, type_)] = factory
+        if default:
+            cls._defaults[channel] = type_
+
+    @classmethod
+    def default_type(cls, channel: str) -> str:
+        return cls._defaults.get(channel, "dev")
 
     @classmethod
     def types(cls, channel: str) -> list[str]:

@@ -6,3 +6,4 @@ from shopkeeper.channels import dev  # noqa: F401
 from shopkeeper.channels.email import smtp  # noqa: F401
 from shopkeeper.channels.sms import provider as _sms  # noqa: F401
 from shopkeeper.channels.social import messenger, telegram, whatsapp  # noqa: F401
+from shopkeeper.channels.webhook import events, hooks, provider  # noqa: F401

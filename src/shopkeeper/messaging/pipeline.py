@@ -46,6 +46,7 @@ from shopkeeper.customers.service import profile_ids
 from shopkeeper.db.session import Database
 from shopkeeper.errors import ShopkeeperError
 from shopkeeper.ids import new_id
+from shopkeeper.messaging import channel_hooks
 from shopkeeper.messaging.context import render_context
 from shopkeeper.messaging.models import Interaction, Send
 from shopkeeper.messaging.providers import ProviderPool, Route
@@ -79,6 +80,7 @@ class Outcome:
     permanent: bool = False
     unconfirmed: bool = False
     suppress: str | None = None  # a permanent refusal that names the address as unusable
+    code: str | None = None  # the permanent refusal's ProviderError.code (channel_hooks.failed)
 
 
 @dataclass
@@ -258,6 +260,7 @@ class DeliveryWorker:
             self._close(session, send, "skipped", now, "expired: not sent before its expiry time")
             report.refused += 1
             return None
+        extra = channel_hooks.prepare(session, send)  # e.g. a webhook's endpoint URL and secret
         if send.contact_id is not None:  # a retry or a recovered claim: release the old reservation
             session.execute(delete(Contact).where(Contact.id == send.contact_id))
             send.contact_id = None
@@ -353,6 +356,7 @@ class DeliveryWorker:
                 "interaction_id": interaction.id,
                 "topic": send.topic,
                 "in_reply_to": send.data.get("in_reply_to"),
+                **extra,
             },
         )
         return Prepared(send.id, message, self.pool.routes(session, send.workspace_id, send.channel))
@@ -424,6 +428,7 @@ class DeliveryWorker:
                     return outcome
                 if not exc.temporary:
                     outcome.route, outcome.permanent, outcome.suppress = route, True, exc.suppress
+                    outcome.code = exc.code
                     return outcome
             except Exception as exc:  # a provider bug is treated as a temporary failure
                 log.exception("delivery: provider %s failed", route.name)
@@ -468,6 +473,7 @@ class DeliveryWorker:
                     report.sent += 1
                 elif outcome.permanent:
                     self._fail(session, send, now, "; ".join(outcome.errors))
+                    channel_hooks.failed(session, send, outcome.code)
                     if outcome.suppress:
                         self._suppress(session, send, outcome.suppress, now, outcome.errors[-1])
                     report.failed += 1

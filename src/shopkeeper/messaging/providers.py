@@ -43,7 +43,7 @@ class TokenBucket:
 class Route:
     """One provider a channel can go through, in failover order."""
 
-    id: str  # the channel_providers row, or "dev" for the built-in default
+    id: str  # the channel_providers row, or the default type ("dev") when the workspace has none
     name: str
     type: str
     provider: Provider
@@ -71,12 +71,13 @@ class ProviderPool:
         return [self._route(row) for row in rows]
 
     def _default(self, channel: str) -> Route:
-        key = f"dev:{channel}"
+        type_ = ProviderRegistry.default_type(channel)
+        key = f"{type_}:{channel}"
         with self._lock:
             route = self._routes.get(key)
             if route is None:
-                provider = ProviderRegistry.create(channel, "dev", {})
-                route = self._routes[key] = Route("dev", "dev", "dev", provider, None, None)
+                provider = ProviderRegistry.create(channel, type_, {})
+                route = self._routes[key] = Route(type_, type_, type_, provider, None, None)
             return route
 
     def _route(self, row: ChannelProvider) -> Route:

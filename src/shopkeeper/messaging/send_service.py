@@ -57,7 +57,11 @@ def enqueue(
     if (template is None) == (content is None):
         raise Invalid("template: give a template or inline content (one of the two)", field="template")
     data = dict(data or {})
-    if len(orjson.dumps(data, default=str)) > MAX_DATA_BYTES:
+    try:
+        size = len(orjson.dumps(data, default=str))
+    except TypeError:  # an integer beyond 64 bits: no JSON column can keep it
+        raise Invalid("data: a number too large to store (beyond 64 bits)", field="data") from None
+    if size > MAX_DATA_BYTES:
         raise Invalid(f"data: over {MAX_DATA_BYTES // 1024} KB", field="data")
     if send_at is not None and expires_at is not None and expires_at <= send_at:
         raise Invalid("expires_at: must be after send_at", field="expires_at")

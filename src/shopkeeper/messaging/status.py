@@ -3,6 +3,7 @@ in its history with the time and the reason."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -13,6 +14,15 @@ from shopkeeper.ids import new_id
 from shopkeeper.messaging.models import ENGAGEMENT_ORDER, Interaction, Send, SendEvent
 
 _NEGATIVE = ("bounced", "complained")
+# Told (session, send, previous status, time, reason) after each status move, in the transaction
+# that made it, so what they write (an outbound webhook's send) commits with it or not at all.
+StatusListener = Callable[[Session, Send, str, datetime, str | None], None]
+_listeners: list[StatusListener] = []
+
+
+def on_status_change(listener: StatusListener) -> StatusListener:
+    _listeners.append(listener)
+    return listener
 
 
 def moves_forward(current: str, new: str) -> bool:
@@ -51,6 +61,7 @@ def record(session: Session, send: Send, status: str, at: datetime, reason: str 
     history(session, send, status, at, reason, **data)
     if not moves_forward(send.status, status):
         return False
+    previous = send.status
     send.status = status
     send.reason = reason
     send.updated_at = at
@@ -60,6 +71,8 @@ def record(session: Session, send: Send, status: str, at: datetime, reason: str 
             .where(Interaction.workspace_id == send.workspace_id, Interaction.id == send.interaction_id)
             .values(status=status)
         )
+    for listener in _listeners:
+        listener(session, send, previous, at, reason)
     return True
 
 

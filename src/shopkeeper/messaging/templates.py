@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 from liquid import BoundTemplate, Environment, Undefined
 from liquid.exceptions import LiquidError
 
@@ -52,6 +53,18 @@ class _BoundedEnvironment(Environment):
 # fallback) rather than failing that customer's message; mistakes of syntax fail at save time.
 _TEXT = _BoundedEnvironment(undefined=Undefined, autoescape=False)
 _HTML = _BoundedEnvironment(undefined=Undefined, autoescape=True)
+
+
+def _json(value: object) -> str:
+    """`{{ customer.first_name | json }}`: the value as JSON (quoted and escaped), so a webhook body
+    stays valid JSON whatever the customer typed; a missing value is `null`."""
+    if isinstance(value, Undefined):
+        return "null"
+    return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+_TEXT.filters["json"] = _json
+_HTML.filters["json"] = _json
 
 
 class TemplateError(Invalid):

@@ -18,6 +18,8 @@ def interactions(session: Session, ws: str, ids: Sequence[str], before: Before, 
         .where(
             Interaction.workspace_id == ws,
             Interaction.customer_id.in_(ids),
+            # Webhooks go to the company's systems, not to the customer (GET /api/v1/sends has them).
+            Interaction.channel != "webhook",
             before_cursor(Interaction.created_at, Interaction.id, before),
         )
         .order_by(Interaction.created_at.desc(), Interaction.id.desc())
