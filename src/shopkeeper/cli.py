@@ -106,17 +106,23 @@ def serve(
 def worker(
     once: Annotated[bool, typer.Option("--once", help="deliver what is due now, then exit")] = False,
     batch: Annotated[int, typer.Option(min=1, max=10_000, help="sends claimed per round")] = 100,
+    lease_seconds: Annotated[
+        int, typer.Option(min=1, max=86_400, help="how long a claim holds before another worker may recover it")
+    ] = 300,
 ) -> None:
     """Deliver planned sends (any number of workers can run side by side on PostgreSQL)."""
     import signal
     import threading
+    from datetime import timedelta
 
     from shopkeeper.db.session import Database
     from shopkeeper.messaging.pipeline import DeliveryWorker
 
     settings = get_settings()
     database = Database(settings.database_url, sqlite_synchronous=settings.sqlite_synchronous)
-    delivery = DeliveryWorker(database, batch=batch, base_url=settings.public_url)
+    delivery = DeliveryWorker(
+        database, batch=batch, base_url=settings.public_url, lease=timedelta(seconds=lease_seconds)
+    )
     try:
         if once:
             report = delivery.drain()

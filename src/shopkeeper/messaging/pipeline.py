@@ -37,12 +37,12 @@ from sqlalchemy.orm import Session
 from shopkeeper import clock
 from shopkeeper.auth.models import Workspace
 from shopkeeper.channels.base import OutboundMessage, ProviderError, ProviderResult
-from shopkeeper.consent.addresses import ADDRESS_KINDS, address_hash, addresses_of, hashing_secret
+from shopkeeper.consent.addresses import ADDRESS_KINDS
 from shopkeeper.consent.models import Contact
 from shopkeeper.consent.policy import reserve_contact
 from shopkeeper.consent.service import suppress, suppressions_for
 from shopkeeper.consent.tokens import unsubscribe_headers
-from shopkeeper.customers.service import profile_ids
+from shopkeeper.customers.models import Customer
 from shopkeeper.db.session import Database
 from shopkeeper.errors import ShopkeeperError
 from shopkeeper.ids import new_id
@@ -293,8 +293,10 @@ class DeliveryWorker:
             return None
         send.contact_id = decision.contact_id
 
-        customer, ids = profile_ids(session, send.workspace_id, send.customer_id)
-        address = self._address(session, send, ids)
+        ids = decision.profile_ids
+        customer = session.get(Customer, ids[0])  # loaded by the gate: no second query
+        assert customer is not None
+        address = self._address(session, send, decision.usable_addresses)
         if address is None and ADDRESS_KINDS.get(send.channel):
             self._close(session, send, "skipped", now, "no_address: every address on this channel is suppressed")
             report.refused += 1
@@ -361,22 +363,17 @@ class DeliveryWorker:
         )
         return Prepared(send.id, message, self.pool.routes(session, send.workspace_id, send.channel))
 
-    def _address(self, session: Session, send: Send, ids: list[str]) -> str | None:
-        """The address to use: the one the send names, else the customer's first unsuppressed."""
+    def _address(self, session: Session, send: Send, usable: list[str]) -> str | None:
+        """The address the send names (if it is not suppressed), else the customer's first
+        usable one as the gate found them."""
         given = (send.data or {}).get("to")
-        candidates = (
-            [given] if isinstance(given, str) and given else addresses_of(session, send.workspace_id, ids, send.channel)
-        )
-        if not candidates:
+        if not (isinstance(given, str) and given):
+            if send.channel not in SUPPRESSIBLE and usable:
+                return usable[-1]  # chat: the most recent session or user id
+            return usable[0] if usable else None
+        if send.channel in SUPPRESSIBLE and suppressions_for(session, send.workspace_id, send.channel, [given]):
             return None
-        if send.channel not in SUPPRESSIBLE:
-            return candidates[-1]  # chat: the most recent session or user id
-        suppressed = suppressions_for(session, send.workspace_id, send.channel, candidates)
-        if not suppressed:
-            return candidates[0]
-        hashes = {s.address_hash for s in suppressed}
-        secret = hashing_secret(session, send.workspace_id)
-        return next((c for c in candidates if address_hash(secret, send.channel, c) not in hashes), None)
+        return given
 
     def _interaction(
         self,
@@ -459,8 +456,14 @@ class DeliveryWorker:
     # -- finish ------------------------------------------------------------------------------
     def finish(self, outcomes: Sequence[Outcome], now: datetime, report: RoundReport) -> None:
         with self.db.session(write=True) as session:
+            query = select(Send).where(Send.id.in_([o.send_id for o in outcomes])).order_by(Send.id)
+            if self.db.dialect == "postgresql":
+                # A delivery report may be recording "delivered" right now: lock, so that this
+                # "sent" is checked against it instead of overwriting it (SQLite: one writer).
+                query = query.with_for_update()
+            loaded = {s.id: s for s in session.scalars(query.execution_options(populate_existing=True))}
             for outcome in outcomes:
-                send = session.get(Send, outcome.send_id)
+                send = loaded.get(outcome.send_id)
                 if send is None or send.lease_owner != self.holder:
                     continue
                 if outcome.result is not None and outcome.route is not None:

@@ -80,4 +80,6 @@ def find_by_provider_id(session: Session, provider_message_id: str, workspace_id
     query = select(Send).where(Send.provider_message_id == provider_message_id)
     if workspace_id is not None:
         query = query.where(Send.workspace_id == workspace_id)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update()  # against a worker's finish() recording "sent" meanwhile
     return session.scalars(query.limit(1)).first()
