@@ -68,6 +68,7 @@ SAMPLE_BODIES: dict[tuple[str, str], Any] = {
     ("POST", "/api/v1/providers"): {"channel": "sms", "name": "iso-dev", "type": "dev"},
     ("PATCH", "/api/v1/providers/{provider_id}"): {"priority": 9, "enabled": False},
     ("DELETE", "/api/v1/providers/{provider_id}"): None,
+    ("PATCH", "/api/v1/chat/settings"): {"allowed_origins": ["https://a.example"], "rotate_identity_secret": True},
     ("POST", "/api/v1/webhook-endpoints"): {"url": "https://hooks.a.example/in", "events": ["call.recorded"]},
     ("PATCH", "/api/v1/webhook-endpoints/{endpoint_id}"): {"url": "https://evil.example/in", "enabled": False},
     ("DELETE", "/api/v1/webhook-endpoints/{endpoint_id}"): None,

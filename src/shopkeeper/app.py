@@ -15,7 +15,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shopkeeper import __version__
 from shopkeeper.auth.api import router as workspace_router
+from shopkeeper.channels.chat.api import router as chat_admin_router
+from shopkeeper.channels.chat.relay import ChatRelay
+from shopkeeper.channels.chat.socket import router as chat_router
 from shopkeeper.channels.email import double_opt_in as _email_double_opt_in  # noqa: F401 - sends confirmations
+from shopkeeper.channels.push.public import router as push_router
 from shopkeeper.channels.sms.webhooks import router as sms_webhooks_router
 from shopkeeper.channels.social.webhooks import router as social_webhooks_router
 from shopkeeper.channels.voice.api import router as calls_router
@@ -89,6 +93,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         runtime.segment_schedule.start()
         if settings.delivery_in_process:
             runtime.delivery.start()
+        chat_relay = ChatRelay(runtime.db)  # chat messages handed off in other processes
+        chat_relay.start()
         inbound_smtp = None
         if settings.inbound_smtp_port is not None:
             from shopkeeper.channels.email.inbound import InboundSmtpServer
@@ -101,6 +107,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         finally:
             if inbound_smtp is not None:
                 inbound_smtp.stop()
+            chat_relay.stop()
             runtime.writer.stop()
             runtime.delivery.stop()
             runtime.segments.stop()
@@ -126,10 +133,13 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(segments_router)
     app.include_router(messaging_router)
     app.include_router(tracking_links_router)
-    app.include_router(webhook_endpoints_router)
-    app.include_router(calls_router)
     app.include_router(sms_webhooks_router)
     app.include_router(social_webhooks_router)
+    app.include_router(chat_router)
+    app.include_router(chat_admin_router)
+    app.include_router(push_router)
+    app.include_router(webhook_endpoints_router)
+    app.include_router(calls_router)
 
     @app.get("/health", tags=["meta"], summary="Liveness and database reachability (public, no data)")
     def health(request: Request) -> dict[str, str]:

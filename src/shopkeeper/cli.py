@@ -36,6 +36,8 @@ suppression_app = typer.Typer(help="The suppression list: addresses never to con
 app.add_typer(suppression_app, name="suppression")
 customer_app = typer.Typer(help="One customer's data: GDPR export and erasure.", no_args_is_help=True)
 app.add_typer(customer_app, name="customer")
+push_app = typer.Typer(help="Web Push helpers.", no_args_is_help=True)
+app.add_typer(push_app, name="push")
 
 console = Console()
 err = Console(stderr=True)
@@ -123,6 +125,9 @@ def worker(
     delivery = DeliveryWorker(
         database, batch=batch, base_url=settings.public_url, lease=timedelta(seconds=lease_seconds)
     )
+    from shopkeeper.channels.chat.relay import notify_through
+
+    notify_through(database)  # PostgreSQL: chat messages reach the servers' sockets at once
     try:
         if once:
             report = delivery.drain()
@@ -683,6 +688,24 @@ def bench_send(
     if not figures.ok:
         err.print("[red]error:[/red] not every message arrived exactly once", highlight=False)
         raise typer.Exit(code=1)
+
+
+@push_app.command("vapid-keys")
+def push_vapid_keys(
+    as_json: Annotated[bool, typer.Option("--json", help="print {private_key, public_key} as JSON")] = False,
+) -> None:
+    """A new VAPID key pair: the private key goes in a `webpush` provider's settings
+    (`vapid_private_key`), the public key is the page's applicationServerKey."""
+    import json
+
+    from shopkeeper.channels.push.vapid import generate
+
+    private_key, public_key = generate()
+    if as_json:
+        console.print_json(json.dumps({"private_key": private_key, "public_key": public_key}))
+        return
+    console.print(f"private key (settings.vapid_private_key): {private_key}", highlight=False)
+    console.print(f"public key  (applicationServerKey):       {public_key}", highlight=False)
 
 
 def main() -> None:  # pragma: no cover - console entry point alias

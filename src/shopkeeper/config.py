@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     # Outbound webhooks refuse private, loopback, link-local and multicast addresses (SSRF guard,
     # docs/webhooks.md); turn this on only where endpoints legitimately live on an internal network.
     webhook_allow_private: bool = False
+    # Web push endpoints come from browsers: the same guard applies to them (docs/web-push.md);
+    # on, http:// and private addresses are accepted too (a push service on an internal network).
+    push_allow_private: bool = False
     # Inbound email (replies, bounces, complaints; docs/email-inbound.md): `shopkeeper serve` also
     # runs an SMTP server on this port when it is set. None: off.
     inbound_smtp_port: int | None = Field(default=None, ge=0, le=65535)
