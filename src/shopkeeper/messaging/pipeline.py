@@ -31,7 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, delete, select, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from shopkeeper import clock
@@ -56,6 +56,11 @@ from shopkeeper.messaging.templates import TemplateError, compile_content
 from shopkeeper.messaging.tracking import add_tracking
 
 log = logging.getLogger(__name__)
+_HANDING_OFF = text(
+    "UPDATE sends SET stage = CASE WHEN stage = 'handing_off' THEN 'handing_off' ELSE :stage END,"
+    " provider = :provider"
+    " WHERE id = :id AND lease_owner = :holder AND stage IN ('claimed', 'handing_off', 'handing_off_dedup')"
+)
 # Channels whose addresses can be suppressed (see consent.addresses.CHANNELS_OF_KIND).
 SUPPRESSIBLE = ("email", "sms", "whatsapp", "voice", "push")
 
@@ -124,6 +129,7 @@ class DeliveryWorker:
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
         self._random = random.Random()
+        self._routes_memo: dict[tuple[str, str], list[Route]] = {}
 
     # -- lifecycle ---------------------------------------------------------------------------
     def wake(self) -> None:
@@ -230,6 +236,7 @@ class DeliveryWorker:
 
     def prepare(self, ids: Sequence[str], now: datetime, report: RoundReport) -> list[Prepared]:
         prepared: list[Prepared] = []
+        self._routes_memo = {}
         with self.db.session(write=True) as session:
             # In customer order: workers lock customers in the same order, so never deadlock.
             sends = session.scalars(
@@ -361,7 +368,10 @@ class DeliveryWorker:
                 **extra,
             },
         )
-        return Prepared(send.id, message, self.pool.routes(session, send.workspace_id, send.channel))
+        key = (send.workspace_id, send.channel)
+        if key not in self._routes_memo:  # once per batch, not once per send
+            self._routes_memo[key] = self.pool.routes(session, send.workspace_id, send.channel)
+        return Prepared(send.id, message, self._routes_memo[key])
 
     def _address(self, session: Session, send: Send, usable: list[str]) -> str | None:
         """The address the send names (if it is not suppressed), else the customer's first
@@ -436,18 +446,14 @@ class DeliveryWorker:
         stage = "handing_off_dedup" if route.provider.dedupes else "handing_off"
 
         def commit() -> None:
-            with self.db.session(write=True) as session:
-                # A failover after a provider that may already have had the message (a 500 after
-                # the request) keeps `handing_off`: failing over never makes a repeat safe again.
-                moved = session.execute(
-                    update(Send)
-                    .where(
-                        Send.id == send_id,
-                        Send.lease_owner == self.holder,
-                        Send.stage.in_(("claimed", "handing_off", "handing_off_dedup")),
-                    )
-                    .values(stage=case((Send.stage == "handing_off", "handing_off"), else_=stage), provider=route.name)
-                ).rowcount  # type: ignore[attr-defined]
+            # A plain statement on a connection: this runs once per message, between the body
+            # and the final dot, so it is kept to one round trip and no ORM work. A failover
+            # after a provider that may already have had the message (a 500 after the request)
+            # keeps `handing_off`: failing over never makes a repeat safe again.
+            with self.db.write_engine.begin() as conn:
+                moved = conn.execute(
+                    _HANDING_OFF, {"stage": stage, "provider": route.name, "id": send_id, "holder": self.holder}
+                ).rowcount
             if not moved:
                 raise LeaseLost(send_id)
 
@@ -494,19 +500,26 @@ class DeliveryWorker:
             send.cost, send.currency = round(route.cost_per_unit * result.units, 6), route.currency
         send.sent_at = now
         send.attempts += 1
-        record(session, send, "sent", now, None, provider=route.name, units=result.units, cost=send.cost)
+        delivered = {
+            "provider": route.name,
+            "provider_message_id": result.provider_message_id,
+            "message_id": result.data.get("message_id"),
+            "cost": send.cost,
+        }
         if result.status != "sent":
-            record(session, send, result.status, now, None, provider=route.name)
-        if send.interaction_id is not None:
-            session.execute(
-                update(Interaction)
-                .where(Interaction.id == send.interaction_id)
-                .values(
-                    provider=route.name,
-                    provider_message_id=result.provider_message_id,
-                    message_id=result.data.get("message_id"),
-                    cost=send.cost,
-                )
+            record(session, send, "sent", now, None, provider=route.name, units=result.units, cost=send.cost)
+            record(session, send, result.status, now, None, interaction=delivered, provider=route.name)
+        else:
+            record(
+                session,
+                send,
+                "sent",
+                now,
+                None,
+                interaction=delivered,
+                provider=route.name,
+                units=result.units,
+                cost=send.cost,
             )
 
     def _retry(self, session: Session, send: Send, now: datetime, why: str, report: RoundReport) -> None:

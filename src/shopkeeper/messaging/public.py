@@ -5,6 +5,7 @@ plain 404 page, never an error trace, and never a redirect to an unsigned addres
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -39,7 +40,7 @@ def _record(request: Request, tracked: Tracked, status: str) -> None:
         send = session.scalar(select(Send).where(Send.workspace_id == tracked.workspace_id, Send.id == tracked.send_id))
         if send is None:
             return
-        extra = {"url": tracked.url} if tracked.url else {}
+        extra: dict[str, Any] = {"url": tracked.url} if tracked.url else {}
         record(session, send, status, now, None, user_agent=agent, **extra)
 
 

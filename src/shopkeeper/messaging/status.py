@@ -3,7 +3,7 @@ in its history with the time and the reason."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -56,10 +56,26 @@ def history(session: Session, send: Send, status: str, at: datetime, reason: str
     )
 
 
-def record(session: Session, send: Send, status: str, at: datetime, reason: str | None = None, **data: Any) -> bool:
-    """Append the event; move the status if `status` is further along. True when it moved."""
+def record(
+    session: Session,
+    send: Send,
+    status: str,
+    at: datetime,
+    reason: str | None = None,
+    *,
+    interaction: Mapping[str, Any] | None = None,
+    **data: Any,
+) -> bool:
+    """Append the event; move the status if `status` is further along. True when it moved.
+    `interaction`: more columns for the send's interaction row, written in the same UPDATE."""
     history(session, send, status, at, reason, **data)
     if not moves_forward(send.status, status):
+        if interaction and send.interaction_id is not None:
+            session.execute(
+                update(Interaction)
+                .where(Interaction.workspace_id == send.workspace_id, Interaction.id == send.interaction_id)
+                .values(**interaction)
+            )
         return False
     previous = send.status
     send.status = status
@@ -69,7 +85,7 @@ def record(session: Session, send: Send, status: str, at: datetime, reason: str 
         session.execute(
             update(Interaction)
             .where(Interaction.workspace_id == send.workspace_id, Interaction.id == send.interaction_id)
-            .values(status=status)
+            .values(status=status, **(interaction or {}))
         )
     for listener in _listeners:
         listener(session, send, previous, at, reason)

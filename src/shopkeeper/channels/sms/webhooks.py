@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from xml.sax.saxutils import escape
 
 from fastapi import APIRouter, Request
@@ -120,7 +121,7 @@ def _status(db: Database, delivery: Delivery, send_ref: str | None, now: datetim
         if error is not None:
             what = BOUNCE_ERRORS.get(error) or signed.get("ErrorMessage") or "see the provider's error list"
             reason = f"{provider_status}: error {error} ({what})"[:500]
-        extra = {"error_code": error} if error else {}
+        extra: dict[str, Any] = {"error_code": error} if error else {}
         record(session, send, ours, now, reason, provider=row.name, provider_status=provider_status, **extra)
         if ours == "bounced" and send.to_address:
             try:
