@@ -60,11 +60,14 @@ class RefreshResult:
 
 
 def tune(session: Session) -> None:
-    """PostgreSQL: room for the hashed IN / NOT IN subqueries a segment compiles to (the
-    default 4 MB work_mem turns NOT IN over a large set into a nested loop), for this
-    transaction only."""
+    """PostgreSQL, for this transaction only: room for the hashed IN / NOT IN subqueries a
+    segment compiles to (the default 4 MB work_mem turns NOT IN over a large set into a nested
+    loop), and no JIT: a whole-workspace segment is always costed above `jit_above_cost`, and
+    compiling its light expressions took 0.4–0.5 s of the consent segment's 1.5 s at 1M
+    customers, saving nothing."""
     if session.get_bind().dialect.name == "postgresql":
         session.execute(text("SET LOCAL work_mem = '256MB'"))
+        session.execute(text("SET LOCAL jit = off"))
 
 
 def lock(session: Session, segment_ids: Sequence[str]) -> None:

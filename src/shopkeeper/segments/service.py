@@ -253,8 +253,11 @@ def preview(
     membership.tune(session)
     query = SegmentQuery(checked.node, workspace_id, segment_ids(session, workspace_id))
     params = query.params(now)
-    members = query.statement.subquery()
     # One evaluation: the first ids with the total beside them (count(*) over the whole result).
+    # PostgreSQL 15 costs the window as if LIMIT 10 needed 10 input rows, and so read members in
+    # id order through a merge join over every event of the workspace (lapsed_buyers at 1M
+    # customers: 40 s instead of 2 s); a MATERIALIZED CTE is planned on its own, for all rows.
+    members = query.statement.cte("members").prefix_with("MATERIALIZED", dialect="postgresql")
     first = session.execute(
         select(members.c.id, func.count().over()).order_by(members.c.id).limit(max(limit, 1)), params
     ).all()
