@@ -144,3 +144,31 @@ def test_sends_through_the_api_are_idempotent_and_show_their_history(
     ):
         r = app_client.post("/api/v1/sends", json=bad, headers=auth)
         assert 400 <= r.status_code < 500 and field in (r.json()["error"]["field"] or ""), (bad, r.text)
+
+
+def test_sends_and_interactions_page_newest_first_with_cursors(
+    app_client: httpx.Client, db: Database, workspace: WorkspaceKeys
+) -> None:
+    auth = _auth(workspace)
+    ann = make_customer(db, workspace.id, "ann", phone="+14155550100")
+    ids = []
+    for n in range(3):
+        body = {"customer_id": ann, "channel": "sms", "content": {"sms": {"text": f"n{n}"}}, "idempotency_key": f"p{n}"}
+        ids.append(app_client.post("/api/v1/sends", json=body, headers=auth).json()["id"])
+    for path, expected in (("/api/v1/sends", ids[::-1]), ("/api/v1/interactions", None)):
+        if expected is None:
+            runtime = app_client.app.state.runtime  # type: ignore[attr-defined]
+            runtime.delivery.drain()
+            import time
+
+            deadline = time.monotonic() + 10
+            while len(app_client.get(path, headers=auth).json()["data"]) < 3:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+        first = app_client.get(path, params={"limit": 2}, headers=auth).json()
+        second = app_client.get(path, params={"limit": 2, "cursor": first["next_cursor"]}, headers=auth).json()
+        seen = [row["id"] for row in first["data"] + second["data"]]
+        assert len(seen) == len(set(seen)) == 3 and second["next_cursor"] is None
+        if expected is not None:
+            assert seen == expected
+        assert app_client.get(path, params={"cursor": "nonsense"}, headers=auth).status_code == 400

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response
+from sqlalchemy import Select
 from sqlalchemy.orm import Session
 
 from shopkeeper import clock
@@ -160,6 +161,18 @@ def create_send(runtime: RuntimeDep, caller: Caller, body: SendIn, response: Res
     return out
 
 
+def _newest_first(
+    session: Session, query: Select[Any], model: Any, cursor: str | None, limit: int
+) -> tuple[list[Any], str | None]:
+    """One keyset page on (created_at, id), newest first, and the cursor of the next one."""
+    if cursor:
+        at, id_ = decode_time_cursor(cursor)
+        query = query.where((model.created_at < at) | ((model.created_at == at) & (model.id < id_)))
+    rows = list(session.scalars(query.order_by(model.created_at.desc(), model.id.desc()).limit(limit + 1)))
+    page = rows[:limit]
+    return page, encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+
+
 @router.get("/sends", summary="Sends, newest first")
 def list_sends(
     runtime: RuntimeDep,
@@ -179,12 +192,7 @@ def list_sends(
             query = query.where(Send.status == status)
         if channel:
             query = query.where(Send.channel == channel)
-        if cursor:
-            at, id_ = decode_time_cursor(cursor)
-            query = query.where((Send.created_at < at) | ((Send.created_at == at) & (Send.id < id_)))
-        rows = list(session.scalars(query.order_by(Send.created_at.desc(), Send.id.desc()).limit(limit + 1)))
-        page = rows[:limit]
-        next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
+        page, next_cursor = _newest_first(session, query, Send, cursor, limit)
         return SendPage(data=[SendOut.model_validate(s) for s in page], next_cursor=next_cursor)
 
 
@@ -274,14 +282,5 @@ def list_interactions(
             query = query.where(Interaction.channel == channel)
         if direction:
             query = query.where(Interaction.direction == direction)
-        if cursor:
-            at, id_ = decode_time_cursor(cursor)
-            query = query.where(
-                (Interaction.created_at < at) | ((Interaction.created_at == at) & (Interaction.id < id_))
-            )
-        rows = list(
-            session.scalars(query.order_by(Interaction.created_at.desc(), Interaction.id.desc()).limit(limit + 1))
-        )
-        page = rows[:limit]
-        next_cursor = encode_cursor(page[-1].created_at, page[-1].id) if len(rows) > limit else None
-        return InteractionPage(data=[InteractionOut.model_validate(i) for i in page], next_cursor=next_cursor)
+        rows, next_cursor = _newest_first(session, query, Interaction, cursor, limit)
+        return InteractionPage(data=[InteractionOut.model_validate(i) for i in rows], next_cursor=next_cursor)
