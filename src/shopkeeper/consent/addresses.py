@@ -37,6 +37,9 @@ CHANNELS_OF_KIND: dict[str, tuple[str, ...]] = {
     "phone": ("sms", "whatsapp", "voice"),
     "device_token": ("push",),
 }
+# The channels that reach an address and whose sends `can_contact` checks against the list.
+# Chat reaches a session and webhooks a system: an opt-out is the way to silence those.
+SUPPRESSIBLE_CHANNELS: tuple[str, ...] = tuple(c for channels in CHANNELS_OF_KIND.values() for c in channels)
 
 
 def address_hash(secret: str, channel: str, address: str) -> str:

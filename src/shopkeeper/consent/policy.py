@@ -31,7 +31,13 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from shopkeeper.auth.models import Workspace
-from shopkeeper.consent.addresses import ADDRESS_KINDS, address_hash, addresses_of, hashing_secret
+from shopkeeper.consent.addresses import (
+    ADDRESS_KINDS,
+    SUPPRESSIBLE_CHANNELS,
+    address_hash,
+    addresses_of,
+    hashing_secret,
+)
 from shopkeeper.consent.models import ALL_TOPICS, CHANNELS, KINDS, Contact, Topic
 from shopkeeper.consent.pressure import CHANNEL_WEIGHTS
 from shopkeeper.consent.quiet_hours import QuietWindow, parse_clock
@@ -208,7 +214,7 @@ def can_contact(
     usable = list(addresses)
 
     # 3. suppression (address level, whoever holds the address)
-    if channel in ("email", "sms", "whatsapp", "voice", "push"):
+    if channel in SUPPRESSIBLE_CHANNELS:
         suppressed = suppressions_for(session, workspace_id, channel, addresses)
         if suppressed:
             blocked = {row.address_hash for row in suppressed}

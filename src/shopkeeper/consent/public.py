@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 
 from shopkeeper import clock
-from shopkeeper.consent.addresses import ADDRESS_KINDS
+from shopkeeper.consent.addresses import ADDRESS_KINDS, SUPPRESSIBLE_CHANNELS
 from shopkeeper.consent.double_opt_in import has_opt_in_listeners, request_opt_in
 from shopkeeper.consent.models import ALL_TOPICS, CHANNELS, Subscription, Topic
 from shopkeeper.consent.policy import ContactPolicy
@@ -341,7 +341,7 @@ def _centre(session: Session, link: Link) -> Centre:
             ),
         )
         note = None
-        if channel in ("email", "sms", "whatsapp", "voice", "push"):
+        if channel in SUPPRESSIBLE_CHANNELS:
             suppressed = suppressions_for(session, ws.id, channel, values)
             if suppressed:
                 note = SUPPRESSION_NOTES.get(suppressed[0].reason, "We no longer send to this address.")

@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 from shopkeeper import clock
 from shopkeeper.auth.models import Workspace
 from shopkeeper.channels.base import OutboundMessage, ProviderError, ProviderResult
-from shopkeeper.consent.addresses import ADDRESS_KINDS
+from shopkeeper.consent.addresses import ADDRESS_KINDS, SUPPRESSIBLE_CHANNELS
 from shopkeeper.consent.models import Contact
 from shopkeeper.consent.policy import reserve_contact
 from shopkeeper.consent.service import suppress, suppressions_for
@@ -61,8 +61,6 @@ _HANDING_OFF = text(
     " provider = :provider"
     " WHERE id = :id AND lease_owner = :holder AND stage IN ('claimed', 'handing_off', 'handing_off_dedup')"
 )
-# Channels whose addresses can be suppressed (see consent.addresses.CHANNELS_OF_KIND).
-SUPPRESSIBLE = ("email", "sms", "whatsapp", "voice", "push")
 
 
 class LeaseLost(Exception):
@@ -378,10 +376,12 @@ class DeliveryWorker:
         usable one as the gate found them."""
         given = (send.data or {}).get("to")
         if not (isinstance(given, str) and given):
-            if send.channel not in SUPPRESSIBLE and usable:
+            if send.channel not in SUPPRESSIBLE_CHANNELS and usable:
                 return usable[-1]  # chat: the most recent session or user id
             return usable[0] if usable else None
-        if send.channel in SUPPRESSIBLE and suppressions_for(session, send.workspace_id, send.channel, [given]):
+        if send.channel in SUPPRESSIBLE_CHANNELS and suppressions_for(
+            session, send.workspace_id, send.channel, [given]
+        ):
             return None
         return given
 
@@ -544,7 +544,7 @@ class DeliveryWorker:
     def _suppress(self, session: Session, send: Send, reason: str, now: datetime, why: str) -> None:
         """The provider said the address itself is unusable (e.g. the number replied STOP to the
         carrier): suppress it, so no later send tries it again."""
-        if not send.to_address or send.channel not in SUPPRESSIBLE:
+        if not send.to_address or send.channel not in SUPPRESSIBLE_CHANNELS:
             return
         try:
             with session.begin_nested():

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 from shopkeeper.ids import new_id
 from shopkeeper.messaging.models import ENGAGEMENT_ORDER, Interaction, Send, SendEvent
 
-_NEGATIVE = ("bounced", "complained")
 # Told (session, send, previous status, time, reason) after each status move, in the transaction
 # that made it, so what they write (an outbound webhook's send) commits with it or not at all.
 StatusListener = Callable[[Session, Send, str, datetime, str | None], None]

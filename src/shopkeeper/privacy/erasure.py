@@ -18,7 +18,7 @@ from shopkeeper import jsonutil
 from shopkeeper.auth.models import AuditEntry
 from shopkeeper.auth.principal import Principal
 from shopkeeper.auth.service import audit
-from shopkeeper.consent.addresses import CHANNELS_OF_KIND
+from shopkeeper.consent.addresses import CHANNELS_OF_KIND, SUPPRESSIBLE_CHANNELS
 from shopkeeper.consent.models import ConsentEvent, Contact, ContactPreference, Subscription
 from shopkeeper.consent.service import suppress_everywhere
 from shopkeeper.customers.identity_cache import IdentityCache
@@ -28,7 +28,7 @@ from shopkeeper.customers.resolution import ResolutionUnit
 from shopkeeper.customers.service import canonical
 from shopkeeper.events.models import Event
 from shopkeeper.messaging.models import Interaction, Send, SendEvent
-from shopkeeper.privacy.suppressions import SUPPRESSIBLE_CHANNELS, addresses_of_profiles, matching
+from shopkeeper.privacy.suppressions import addresses_of_profiles, matching
 from shopkeeper.segments.models import CustomerScore, Segment, SegmentMembership
 
 # What audit entries keep of their details once the person they were about is erased.

@@ -17,7 +17,13 @@ from sqlalchemy.orm import Session
 from shopkeeper.auth.models import Workspace
 from shopkeeper.auth.principal import Principal
 from shopkeeper.auth.service import audit
-from shopkeeper.consent.addresses import ADDRESS_KINDS, address_hash, hashing_secret, normalise_address
+from shopkeeper.consent.addresses import (
+    ADDRESS_KINDS,
+    SUPPRESSIBLE_CHANNELS,
+    address_hash,
+    hashing_secret,
+    normalise_address,
+)
 from shopkeeper.consent.models import Suppression
 from shopkeeper.consent.service import SUPPRESSION_REASONS, suppress, suppressions_for
 from shopkeeper.consent.service import check_channel as consent_check_channel
@@ -25,9 +31,6 @@ from shopkeeper.customers.models import Identity
 from shopkeeper.db.scoping import get_scoped, scoped
 from shopkeeper.errors import Conflict, Invalid
 
-# The channels that reach an address and whose sends `can_contact` checks against the list.
-# Chat reaches a session and webhooks a system: an opt-out is the way to silence those.
-SUPPRESSIBLE_CHANNELS = ("email", "sms", "whatsapp", "voice", "push")
 # What a person may record; `erased` is reserved for erasure.
 MANUAL_REASONS = ("hard_bounce", "complaint", "stop", "manual")
 _ID_RE = re.compile(r"sup_[0-9a-f]{32}")
