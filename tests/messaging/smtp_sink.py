@@ -34,10 +34,19 @@ class SinkHandler:
     rcpt_reply: str | None = None  # e.g. "550 5.1.1 no such user"
     data_reply: str | None = None  # e.g. "451 4.3.0 try later"
     refuse_times: int = 0  # how many messages get the refusal (then normal service)
+    # aiosmtpd reads one command at a time off the stream, so it serves pipelined commands in
+    # order; it only does not say so in its EHLO reply.
+    pipelining: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def _refusing(self) -> bool:
         return self.refuse_times > 0
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [*responses[:-1], "250-PIPELINING", responses[-1]] if self.pipelining else responses
 
     async def handle_RCPT(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
@@ -59,8 +68,8 @@ class SinkHandler:
 
 
 class SmtpSink:
-    def __init__(self) -> None:
-        self.handler = SinkHandler()
+    def __init__(self, *, pipelining: bool = False) -> None:
+        self.handler = SinkHandler(pipelining=pipelining)
         self.port = free_port()
         self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port, decode_data=False)
 

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -34,6 +34,7 @@ from shopkeeper.bench.server import free_port, fresh_database, provision
 from shopkeeper.errors import Invalid
 
 Phase = Callable[[str, int], Callable[[int], None]]
+SINKS = ("lean", "aiosmtpd")
 
 SUBJECT = "{{ customer.first_name | default: 'Hello' }}, your {{ event.product }} is waiting"
 HTML = (
@@ -59,8 +60,11 @@ class SendOptions:
     connections: int = 2
     batch: int = 200
     dkim: bool = False
+    sink: str = "lean"
 
     def validate(self) -> None:
+        if self.sink not in SINKS:
+            raise Invalid(f"--sink: one of {', '.join(SINKS)}")
         if not 1 <= self.messages <= 5_000_000:
             raise Invalid("--messages: between 1 and 5,000,000")
         if not 1 <= self.workers <= 16:
@@ -74,6 +78,7 @@ class SendFigures:
     engine: str
     messages: int
     workers: int
+    sink: str = "lean"
     plan_per_second: float = 0.0
     handoff_per_second: float = 0.0
     handoff_connections: int = 0
@@ -226,14 +231,60 @@ def _pipeline(url: str, options: SendOptions, phase: Phase) -> tuple[float, int]
     return elapsed, sent
 
 
-def _handoff(url: str, workspace_id: str, options: SendOptions, port: int, phase: Phase) -> float:
-    """Render + tracking + MIME (+ DKIM) + SMTP hand-off, `connections` threads, no database."""
-    from shopkeeper.auth.models import Workspace
+def _handoff_process(
+    workspace_id: str,
+    secret: str,
+    settings: dict[str, Any],
+    index: int,
+    count: int,
+    ready: Any,
+    go: Any,
+    progress: Any,
+) -> None:
+    """One sending process: its own compiled template and SMTP connection, as each
+    `shopkeeper worker` process has. Waits for `go` so that start-up is not timed."""
     from shopkeeper.channels.base import OutboundMessage
     from shopkeeper.channels.email.smtp import SmtpProvider
-    from shopkeeper.db.session import Database
     from shopkeeper.messaging.templates import compile_content
     from shopkeeper.messaging.tracking import add_tracking
+
+    compiled = compile_content({"email": {"subject": SUBJECT, "html": HTML, "text": TEXT}})
+    provider = SmtpProvider(settings)
+    ready.release()
+    go.wait()
+    try:
+        for n in range(count):
+            send_id = f"snd_bench_{index}_{n}"
+            context = {
+                "customer": {"first_name": f"Customer{n}", "city": "Lyon"},
+                "event": {"product": f"Lamp {n % 50}", "price": "€49"},
+                "unsubscribe_url": f"https://shop.example.com/unsubscribe/{send_id}",
+                "preferences_url": f"https://shop.example.com/preferences/{send_id}",
+            }
+            content = compiled.render("email", context)
+            content["html"] = add_tracking(
+                content["html"],
+                base_url="https://shop.example.com",
+                workspace_id=workspace_id,
+                secret=secret,
+                send_id=send_id,
+            )
+            message = OutboundMessage(
+                send_id, workspace_id, "cus", "email", "marketing", f"c{n}@example.com", content, send_id
+            )
+            provider.send(message)
+            if n % 200 == 199:
+                progress.put(200)
+        progress.put(count % 200)
+    finally:
+        provider.close()
+
+
+def _handoff(url: str, workspace_id: str, options: SendOptions, port: int, phase: Phase) -> float:
+    """Render + tracking + MIME (+ DKIM) + SMTP hand-off in `connections` processes (one SMTP
+    connection each), no database."""
+    from shopkeeper.auth.models import Workspace
+    from shopkeeper.db.session import Database
 
     db = Database(url)
     with db.session() as session:
@@ -241,49 +292,46 @@ def _handoff(url: str, workspace_id: str, options: SendOptions, port: int, phase
         assert workspace is not None
         secret = workspace.signing_secret
     db.dispose()
-    compiled = compile_content({"email": {"subject": SUBJECT, "html": HTML, "text": TEXT}})
     settings: dict[str, Any] = {"host": "127.0.0.1", "port": port, "from_email": "news@shop.example.com"}
     if options.dkim:
         settings["dkim"] = _dkim_settings()
     advance = phase("render + hand-off", options.messages)
-    per_thread = [options.messages // options.connections] * options.connections
-    per_thread[0] += options.messages - sum(per_thread)
-
-    def run(index: int, count: int) -> None:
-        provider = SmtpProvider(settings)
-        try:
-            for n in range(count):
-                send_id = f"snd_bench_{index}_{n}"
-                context = {
-                    "customer": {"first_name": f"Customer{n}", "city": "Lyon"},
-                    "event": {"product": f"Lamp {n % 50}", "price": "€49"},
-                    "unsubscribe_url": f"https://shop.example.com/unsubscribe/{send_id}",
-                    "preferences_url": f"https://shop.example.com/preferences/{send_id}",
-                }
-                content = compiled.render("email", context)
-                content["html"] = add_tracking(
-                    content["html"],
-                    base_url="https://shop.example.com",
-                    workspace_id=workspace_id,
-                    secret=secret,
-                    send_id=send_id,
-                )
-                message = OutboundMessage(
-                    send_id, workspace_id, "cus", "email", "marketing", f"c{n}@example.com", content, send_id
-                )
-                provider.send(message)
-                if n % 200 == 199:
-                    advance(200)
-        finally:
-            provider.close()
-
-    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(per_thread)]
-    started = time.perf_counter()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return options.messages / (time.perf_counter() - started)
+    shares = [options.messages // options.connections] * options.connections
+    shares[0] += options.messages - sum(shares)
+    context = multiprocessing.get_context("spawn")
+    ready, go, progress = context.Semaphore(0), context.Event(), context.Queue()
+    processes = [
+        context.Process(
+            target=_handoff_process, args=(workspace_id, secret, settings, index, count, ready, go, progress)
+        )
+        for index, count in enumerate(shares)
+    ]
+    for process in processes:
+        process.start()
+    try:
+        for _ in processes:
+            if not ready.acquire(timeout=120):
+                raise Invalid("a sending process did not start")
+        started = time.perf_counter()
+        go.set()
+        done = 0
+        while done < options.messages:
+            if not any(p.is_alive() for p in processes) and progress.empty():
+                raise Invalid("a sending process stopped before it had sent its share")
+            try:
+                step = progress.get(timeout=1)
+            except queue.Empty:
+                continue
+            advance(step)
+            done += step
+        elapsed = time.perf_counter() - started
+        for process in processes:
+            process.join(timeout=60)
+    finally:
+        for process in processes:
+            if process.is_alive():
+                process.kill()
+    return options.messages / elapsed
 
 
 def run_send_bench(options: SendOptions, phase: Phase) -> SendFigures:
@@ -295,11 +343,11 @@ def run_send_bench(options: SendOptions, phase: Phase) -> SendFigures:
         tempfile.TemporaryDirectory(prefix="shopkeeper-bench-send-") as tmp,
         fresh_database(options.database, Path(tmp)) as bench_db,
     ):
-        figures = SendFigures(bench_db.engine, options.messages, options.workers)
+        figures = SendFigures(bench_db.engine, options.messages, options.workers, options.sink)
         port = free_port()
         count_file = Path(tmp) / "sink.count"
         sink = subprocess.Popen(
-            [sys.executable, "-m", "shopkeeper.bench.smtp_sink", str(port), str(count_file)],
+            [sys.executable, "-m", "shopkeeper.bench.smtp_sink", str(port), str(count_file), options.sink],
             stdout=subprocess.PIPE,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
@@ -352,11 +400,11 @@ def run_send_bench(options: SendOptions, phase: Phase) -> SendFigures:
 def render_send(figures: SendFigures, console: Any) -> None:
     from rich.table import Table
 
-    table = Table(title=f"bench send — {figures.engine}, {figures.messages:,} messages")
+    table = Table(title=f"bench send — {figures.engine}, {figures.messages:,} messages, {figures.sink} sink")
     table.add_column("figure")
     table.add_column("value", justify="right")
     table.add_row(
-        f"render + hand-off ({figures.handoff_connections} SMTP connections)",
+        f"render + hand-off ({figures.handoff_connections} processes, one SMTP connection each)",
         f"{figures.handoff_per_second:,.0f} msg/s",
     )
     table.add_row("plan (outbox rows)", f"{figures.plan_per_second:,.0f} sends/s")

@@ -1,10 +1,12 @@
 """A counting SMTP sink for the send bench, run as its own process (`python -m
-shopkeeper.bench.smtp_sink PORT COUNTFILE`) so that receiving does not share the sender's CPU
-core and GIL. It accepts every message, counts messages and distinct Message-IDs, and writes
-both to COUNTFILE when it gets SIGTERM."""
+shopkeeper.bench.smtp_sink PORT COUNTFILE [lean|aiosmtpd]`) so that receiving does not share the
+sender's GIL. It accepts every message, counts messages and distinct Message-IDs, and writes
+both to COUNTFILE when it gets SIGTERM. `lean` (the default) is `bench.lean_sink`; `aiosmtpd` is
+the full server the inbound mail path uses, kept to show what the receiver itself costs."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import signal
 import sys
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from aiosmtpd.controller import Controller
+
+from shopkeeper.bench.lean_sink import Tally, serve
 
 _MESSAGE_ID = re.compile(rb"^Message-ID:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
 
@@ -32,6 +36,29 @@ class CountingHandler:
 
 def main() -> None:
     port, count_file = int(sys.argv[1]), Path(sys.argv[2])
+    kind = sys.argv[3] if len(sys.argv) > 3 else "lean"
+    if kind == "lean":
+        _serve_lean(port, count_file)
+    else:
+        _serve_aiosmtpd(port, count_file)
+
+
+def _serve_lean(port: int, count_file: Path) -> None:
+    tally = Tally()
+
+    async def run() -> None:
+        server = await serve("127.0.0.1", port, tally)
+        done = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, done.set)
+        print("ready", flush=True)
+        await done.wait()
+        server.close()
+
+    asyncio.run(run())
+    count_file.write_text(f"{tally.messages} {len(tally.ids)}")
+
+
+def _serve_aiosmtpd(port: int, count_file: Path) -> None:
     handler = CountingHandler()
     controller = Controller(handler, hostname="127.0.0.1", port=port, decode_data=False)
     controller.start()

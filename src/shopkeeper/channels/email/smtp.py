@@ -115,7 +115,14 @@ class SmtpProvider:
         for attempt in (1, 2):  # a pooled connection the server closed meanwhile: one reconnect
             conn = self._connect()
             try:
-                self._envelope(conn, envelope_from, message.to)
+                if conn.has_extn("pipelining"):
+                    self._pipelined_envelope(conn, envelope_from, message.to)
+                else:
+                    self._envelope(conn, envelope_from, message.to)
+                    code, reply = conn.docmd("DATA")
+                    if code != 354:
+                        self._reset(conn)
+                        raise ProviderError(f"DATA refused: {code} {_text(reply)}", temporary=code < 500)
                 break
             except smtplib.SMTPServerDisconnected:
                 self._drop()
@@ -125,10 +132,6 @@ class SmtpProvider:
                 self._drop()
                 raise ProviderError(f"SMTP: {exc}", temporary=True) from None
         try:
-            code, reply = conn.docmd("DATA")
-            if code != 354:
-                self._reset(conn)
-                raise ProviderError(f"DATA refused: {code} {_text(reply)}", temporary=code < 500)
             body = _LEADING_DOT.sub(b"..", raw)
             if not body.endswith(b"\r\n"):
                 body += b"\r\n"
@@ -164,6 +167,35 @@ class SmtpProvider:
                 temporary=code < 500,
                 code="rejected" if code >= 500 else None,
             )
+
+    def _pipelined_envelope(self, conn: smtplib.SMTP, envelope_from: str, to: str) -> None:
+        """MAIL, RCPT and DATA in one write and their three replies read after (RFC 2920): one
+        round trip instead of three. The server refuses DATA when no recipient was accepted, so
+        a refused sender or recipient never opens a message."""
+        conn.send(f"MAIL FROM:{smtplib.quoteaddr(envelope_from)}\r\nRCPT TO:{smtplib.quoteaddr(to)}\r\nDATA\r\n")
+        (mail_code, mail_reply), (rcpt_code, rcpt_reply), (data_code, data_reply) = (
+            conn.getreply(),
+            conn.getreply(),
+            conn.getreply(),
+        )
+        if data_code == 354 and (mail_code != 250 or rcpt_code not in (250, 251)):
+            # A server that opened DATA after refusing the envelope: the only safe way out
+            # without sending an empty message is to drop the connection.
+            self._drop()
+            raise ProviderError(f"the SMTP server opened DATA after {mail_code}/{rcpt_code}", temporary=True)
+        if mail_code != 250:
+            self._reset(conn)
+            raise ProviderError(f"sender refused: {mail_code} {_text(mail_reply)}", temporary=mail_code < 500)
+        if rcpt_code not in (250, 251):
+            self._reset(conn)
+            raise ProviderError(
+                f"recipient refused: {rcpt_code} {_text(rcpt_reply)}",
+                temporary=rcpt_code < 500,
+                code="rejected" if rcpt_code >= 500 else None,
+            )
+        if data_code != 354:
+            self._reset(conn)
+            raise ProviderError(f"DATA refused: {data_code} {_text(data_reply)}", temporary=data_code < 500)
 
     def _reset(self, conn: smtplib.SMTP) -> None:
         try:
