@@ -1,0 +1,1 @@
+"""The inbox: conversations across channels, their triage (classification, routing, SLA) and the agents' side."""
