@@ -695,6 +695,28 @@ def bench_send(
         raise typer.Exit(code=1)
 
 
+@bench_app.command("classify")
+def bench_classify(
+    threads: Annotated[int, typer.Option(min=1, max=64, help="onnxruntime threads per call")] = 1,
+    batch: Annotated[int, typer.Option(min=1, max=10_000, help="messages per call for the throughput run")] = 32,
+    rounds: Annotated[int, typer.Option(min=1, max=100, help="passes over the held-out set for the timings")] = 2,
+    cv: Annotated[bool, typer.Option("--cv", help="also cross-validate the candidate models on train.jsonl")] = False,
+    misses: Annotated[bool, typer.Option("--misses", help="list the held-out intent misses")] = False,
+    json_path: Annotated[Path | None, typer.Option("--json", help="also write every figure to this file")] = None,
+) -> None:
+    """The inbox classifier: trained on train.jsonl, measured on heldout.jsonl (accuracy, F1 per
+    class, latency, memory)."""
+    import json
+
+    from shopkeeper.inbox.classify.evaluate import render, run_classify_bench
+
+    figures = run_classify_bench(threads, batch, rounds, cv, phase=lambda name: err.print(f"{name}…", style="dim"))
+    render(figures, console, show_misses=misses)
+    if json_path is not None:
+        json_path.write_text(json.dumps(figures.to_dict(), indent=2, ensure_ascii=False))
+        console.print(f"figures written to {json_path}")
+
+
 @push_app.command("vapid-keys")
 def push_vapid_keys(
     as_json: Annotated[bool, typer.Option("--json", help="print {private_key, public_key} as JSON")] = False,
