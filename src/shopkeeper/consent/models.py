@@ -136,3 +136,19 @@ class Contact(Base, WorkspaceScoped):
     at: Mapped[datetime]
     weight: Mapped[float] = mapped_column(Float)
     ref: Mapped[str | None] = mapped_column(String(200))
+
+
+class MarketingHold(Base, WorkspaceScoped):
+    """Marketing to a customer paused while service trouble is open (a complaint, a poor CSAT
+    answer or review): `can_contact` denies marketing with reason `service_hold` until it is
+    lifted. Transactional messages and the agents' own replies still go."""
+
+    __tablename__ = "marketing_holds"
+    __table_args__ = (Index("ix_marketing_holds_customer", "workspace_id", "customer_id", "lifted_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    customer_id: Mapped[str] = mapped_column(String(40))
+    reason: Mapped[str] = mapped_column(String(40))  # complaint | poor_csat | poor_review
+    source_ref: Mapped[str | None] = mapped_column(String(80))  # the conversation
+    created_at: Mapped[datetime]
+    lifted_at: Mapped[datetime | None]

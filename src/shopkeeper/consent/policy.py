@@ -6,8 +6,10 @@ The rules, in order; the first that refuses decides:
 2. the channel reaches them (an email address for email, a phone for SMS, …);
 3. none of their addresses on the channel is suppressed (bounce, complaint, STOP, erasure);
 4. the channel is not opted out as a whole — this stops transactional messages too;
-5. marketing only: the topic exists and is sent on this channel; its lawful basis is met
-   (consent needs `opted_in`; contract and legitimate interest need no explicit opt-out);
+5. marketing only: no service hold is open (an unresolved complaint, a poor CSAT answer or
+   review pauses marketing: consent.holds); the topic exists and is sent on this channel; its
+   lawful basis is met (consent needs `opted_in`; contract and legitimate interest need no
+   explicit opt-out);
 6. frequency caps (marketing; the workspace's per channel and overall, per day and week, and the
    customer's own pace from the preference centre) — a full cap delays to when a slot frees;
 7. quiet hours in the customer's time zone (marketing, and transactional only if configured) —
@@ -31,6 +33,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from shopkeeper.auth.models import Workspace
+from shopkeeper.consent import holds
 from shopkeeper.consent.addresses import (
     ADDRESS_KINDS,
     SUPPRESSIBLE_CHANNELS,
@@ -244,6 +247,18 @@ def can_contact(
     evidence: dict[str, Any] = {}
     if kind == "marketing":
         assert topic_key is not None
+        hold = holds.active(session, workspace_id, profile_ids)
+        if hold is not None:
+            return _deny(
+                "service_hold",
+                [
+                    *why,
+                    f"marketing paused since {hold.created_at:%Y-%m-%d %H:%M} UTC "
+                    f"(open {hold.reason.replace('_', ' ')})",
+                ],
+                hold_id=hold.id,
+                hold_reason=hold.reason,
+            )
         topic_row = session.scalar(scoped(Topic, workspace_id).where(Topic.key == topic_key))
         if topic_row is None or topic_row.archived_at is not None:
             return _deny("unknown_topic", [*why, f"no active topic {topic_key!r}"])
