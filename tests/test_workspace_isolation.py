@@ -19,6 +19,9 @@ PUBLIC = {"/health", "/", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.
 # of workspace A never acts on workspace B is proved in tests/consent/test_tokens.py and
 # tests/consent/test_preference_centre.py.
 PUBLIC |= {"/preferences/{token}", "/unsubscribe/{token}", "/consent/confirm/{token}"}
+# Streams never end: checked here for 401 only; that one workspace's stream carries none of
+# another's events is proved in tests/inbox/test_live.py.
+STREAMS = {"/api/v1/inbox/stream"}
 
 # A valid body for every route that takes one, so the handler would really act if it could.
 SAMPLE_BODIES: dict[tuple[str, str], Any] = {
@@ -80,6 +83,25 @@ SAMPLE_BODIES: dict[tuple[str, str], Any] = {
         "started_at": "2026-01-01T10:00:00Z",
         "disposition": "answered",
     },
+    ("POST", "/api/v1/conversations/{conversation_id}/reply"): {"text": "from A"},
+    ("POST", "/api/v1/conversations/{conversation_id}/notes"): {"text": "note by A"},
+    ("POST", "/api/v1/conversations/{conversation_id}/tags"): {"add": ["by-a"]},
+    ("POST", "/api/v1/conversations/{conversation_id}/assign"): {"assignee_id": None},
+    ("POST", "/api/v1/conversations/{conversation_id}/snooze"): {"until": "2030-01-01T00:00:00Z"},
+    ("POST", "/api/v1/conversations/{conversation_id}/resolve"): None,
+    ("POST", "/api/v1/conversations/{conversation_id}/reopen"): None,
+    ("PATCH", "/api/v1/conversations/{conversation_id}"): {"priority": "urgent"},
+    ("POST", "/api/v1/reviews"): {"source": "iso", "external_id": "r-a", "rating": 1, "text": "A's review"},
+    ("POST", "/api/v1/teams"): {"key": "iso-team", "name": "Iso"},
+    ("PATCH", "/api/v1/teams/{team_key}"): {"name": "Renamed by A"},
+    ("PUT", "/api/v1/routing-rules"): [],
+    ("POST", "/api/v1/sla-policies"): {"key": "iso-sla", "name": "Iso", "first_response_minutes": 5},
+    ("PUT", "/api/v1/sla-policies/{policy_key}"): {"key": "b-sla", "name": "by A", "first_response_minutes": 1},
+    ("POST", "/api/v1/canned-replies"): {"key": "iso-can", "name": "Iso", "body": "Hello"},
+    ("PATCH", "/api/v1/canned-replies/{canned_key}"): {"body": "Changed by A"},
+    ("DELETE", "/api/v1/canned-replies/{canned_key}"): None,
+    ("PATCH", "/api/v1/agents/{user_id}"): {"available": False},
+    ("PUT", "/api/v1/inbox/settings"): {},
     ("POST", "/api/v1/calls/batch"): {
         "calls": [
             {
@@ -166,8 +188,34 @@ def populate_b(app_client: httpx.Client, db: Database, b: WorkspaceKeys) -> dict
         headers=auth,
         json={"url": "https://hooks.b.example/in", "events": ["call.recorded"]},
     ).json()
+    team = app_client.post(
+        "/api/v1/teams", headers=auth, json={"key": "b-team", "name": "B", "members": [user["id"]]}
+    ).json()
+    policy = app_client.post(
+        "/api/v1/sla-policies", headers=auth, json={"key": "b-sla", "name": "B", "first_response_minutes": 60}
+    ).json()
+    canned = app_client.post(
+        "/api/v1/canned-replies", headers=auth, json={"key": "b-can", "name": "B", "body": "Hi {{ customer.name }}"}
+    ).json()
+    review = app_client.post(
+        "/api/v1/reviews",
+        headers=auth,
+        json={
+            "source": "b-site",
+            "external_id": "b-1",
+            "rating": 5,
+            "text": "B's shop is lovely",
+            "author": {"user_id": "b-user"},
+        },
+    ).json()
     import time
 
+    deadline = time.monotonic() + 30  # the server's own inbox worker triages it
+    while (
+        app_client.get(f"/api/v1/conversations/{review['id']}", headers=auth).json()["conversation"]["intent"] is None
+    ):
+        assert time.monotonic() < deadline, "the review was not triaged"
+        time.sleep(0.05)
     deadline = time.monotonic() + 10  # the server's own delivery worker sends it
     while app_client.get(f"/api/v1/sends/{send['id']}", headers=auth).json()["status"] != "delivered":
         assert time.monotonic() < deadline, "the send was not delivered"
@@ -186,6 +234,10 @@ def populate_b(app_client: httpx.Client, db: Database, b: WorkspaceKeys) -> dict
         "merge_id": view["merges"][0]["id"],
         "user_id": user["id"],
         "key_id": key["id"],
+        "team_key": team["key"],
+        "policy_key": policy["key"],
+        "canned_key": canned["key"],
+        "conversation_id": review["id"],
     }
 
 
@@ -206,6 +258,9 @@ def test_workspace_a_cannot_touch_workspace_b_on_any_route(
     assert len(routes) >= 15
     checked = 0
     for template, operations in routes.items():
+        if template in STREAMS:
+            assert app_client.get(template).status_code == 401
+            continue
         for method in sorted(m.upper() for m in operations):
             key = (method, template)
             params = re.findall(r"{(\w+)}", template)

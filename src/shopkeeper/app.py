@@ -32,6 +32,10 @@ from shopkeeper.db.migrate import upgrade
 from shopkeeper.errors import ShopkeeperError
 from shopkeeper.events.api import router as tracking_router
 from shopkeeper.guard_middleware import InputGuard
+from shopkeeper.inbox import hooks as _inbox_hooks  # noqa: F401 - every inbound message joins a conversation
+from shopkeeper.inbox import timeline as _inbox_timeline  # noqa: F401 - notes on the 360° timeline
+from shopkeeper.inbox.api import router as inbox_router
+from shopkeeper.inbox.public import router as csat_router
 from shopkeeper.messaging.api import router as messaging_router
 from shopkeeper.messaging.public import router as tracking_links_router
 from shopkeeper.privacy.api import router as privacy_router
@@ -93,6 +97,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         runtime.segment_schedule.start()
         if settings.delivery_in_process:
             runtime.delivery.start()
+            runtime.inbox.start()
         chat_relay = ChatRelay(runtime.db)  # chat messages handed off in other processes
         chat_relay.start()
         inbound_smtp = None
@@ -110,6 +115,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             chat_relay.stop()
             runtime.writer.stop()
             runtime.delivery.stop()
+            runtime.inbox.stop()
             runtime.segments.stop()
             runtime.segment_schedule.stop()
             runtime.maintenance.stop()
@@ -140,6 +146,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(push_router)
     app.include_router(webhook_endpoints_router)
     app.include_router(calls_router)
+    app.include_router(inbox_router)
+    app.include_router(csat_router)
 
     @app.get("/health", tags=["meta"], summary="Liveness and database reachability (public, no data)")
     def health(request: Request) -> dict[str, str]:

@@ -101,6 +101,9 @@ def serve(
         loop="uvloop",
         http="httptools",
         access_log=False,
+        # Agents' live streams never end by themselves: a stop or restart ends them after this
+        # long (the browser's EventSource reconnects and resumes from Last-Event-ID).
+        timeout_graceful_shutdown=3,
     )
 
 
@@ -112,7 +115,8 @@ def worker(
         int, typer.Option(min=1, max=86_400, help="how long a claim holds before another worker may recover it")
     ] = 300,
 ) -> None:
-    """Deliver planned sends (any number of workers can run side by side on PostgreSQL)."""
+    """Deliver planned sends and triage the inbox (any number of workers can run side by side on
+    PostgreSQL)."""
     import signal
     import threading
     from datetime import timedelta
@@ -126,23 +130,30 @@ def worker(
         database, batch=batch, base_url=settings.public_url, lease=timedelta(seconds=lease_seconds)
     )
     from shopkeeper.channels.chat.relay import notify_through
+    from shopkeeper.inbox.triage import InboxWorker
 
     notify_through(database)  # PostgreSQL: chat messages reach the servers' sockets at once
+    inbox = InboxWorker(database)
     try:
         if once:
+            triage = inbox.drain()
             report = delivery.drain()
             console.print(
                 f"claimed {report.claimed}: sent {report.sent}, delayed {report.delayed}, "
-                f"refused {report.refused}, retried {report.retried}, failed {report.failed}"
+                f"refused {report.refused}, retried {report.retried}, failed {report.failed}; "
+                f"inbox: classified {triage.classified}, routed {triage.routed}, "
+                f"SLA breaches {triage.breached}"
             )
             return
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         delivery.start()
-        console.print(f"worker {delivery.holder} delivering; Ctrl-C to stop")
+        inbox.start()
+        console.print(f"worker {delivery.holder} delivering and triaging the inbox; Ctrl-C to stop")
         stop.wait()
         delivery.stop()
+        inbox.stop()
     finally:
         delivery.pool.close()
         database.dispose()
@@ -159,6 +170,7 @@ def inbound_smtp(
     import threading
 
     from shopkeeper.channels.email.inbound import InboundSmtpServer
+    from shopkeeper.inbox import hooks  # noqa: F401 - replies join conversations
 
     settings = get_settings()
     database = _database()

@@ -12,6 +12,7 @@ from shopkeeper.customers.identity_cache import IdentityCache
 from shopkeeper.db.maintenance import Maintenance
 from shopkeeper.db.session import Database
 from shopkeeper.events.writer import IngestWriter
+from shopkeeper.inbox.triage import InboxWorker
 from shopkeeper.messaging.pipeline import DeliveryWorker
 from shopkeeper.segments.realtime import RealtimeSegments
 from shopkeeper.segments.schedule import SegmentSchedule
@@ -28,6 +29,7 @@ class Runtime:
     segments: RealtimeSegments
     segment_schedule: SegmentSchedule
     delivery: DeliveryWorker
+    inbox: InboxWorker
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -46,6 +48,7 @@ class Runtime:
             segments=segments,
             segment_schedule=SegmentSchedule(db),
             delivery=DeliveryWorker(db, base_url=settings.public_url),
+            inbox=InboxWorker(db),
         )
 
 

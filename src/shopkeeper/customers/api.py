@@ -95,7 +95,7 @@ def list_customers(
     return CustomerPage(data=data, next_cursor=encode_cursor(page[-1].id) if len(rows) > limit else None)
 
 
-def _view(session: Session, ws: str, customer_id: str, limit: int) -> CustomerView:
+def customer_view(session: Session, ws: str, customer_id: str, limit: int) -> CustomerView:
     customer, ids = service.profile_ids(session, ws, customer_id)
     return CustomerView(
         id=customer.id,
@@ -120,7 +120,7 @@ def _view(session: Session, ws: str, customer_id: str, limit: int) -> CustomerVi
 @router.get("/customers/{customer_id}", summary="The 360° view of one customer")
 def get_customer(runtime: RuntimeDep, caller: Caller, customer_id: str, limit: Limit = DEFAULT_LIMIT) -> CustomerView:
     with runtime.db.session() as session:
-        return _view(session, caller.workspace_id, customer_id, limit)
+        return customer_view(session, caller.workspace_id, customer_id, limit)
 
 
 @router.get("/customers/{customer_id}/timeline", summary="A customer's timeline, newest first")
@@ -180,7 +180,7 @@ def patch_customer(runtime: RuntimeDep, caller: Caller, customer_id: str, body: 
             details=changes,
             now=now,
         )
-        return _view(session, caller.workspace_id, customer.id, DEFAULT_LIMIT)
+        return customer_view(session, caller.workspace_id, customer.id, DEFAULT_LIMIT)
 
 
 @router.post("/customers/{customer_id}/identities", status_code=201, summary="Link an identifier")

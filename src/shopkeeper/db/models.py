@@ -7,6 +7,7 @@ from shopkeeper.consent import models as consent_models
 from shopkeeper.customers import models as customer_models
 from shopkeeper.db.base import Base
 from shopkeeper.events import models as event_models
+from shopkeeper.inbox import models as inbox_models
 from shopkeeper.messaging import models as messaging_models
 from shopkeeper.privacy import models as privacy_models
 from shopkeeper.segments import models as segment_models
@@ -18,6 +19,7 @@ __all__ = [
     "consent_models",
     "customer_models",
     "event_models",
+    "inbox_models",
     "messaging_models",
     "metadata",
     "privacy_models",

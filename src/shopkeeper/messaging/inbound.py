@@ -167,11 +167,17 @@ def receive(
         data=interaction.data,
     )
     if notify:
-        with _lock:
-            listeners = list(_callbacks)
-        for callback in listeners:
-            callback(session, message)
+        announce(session, message)
     return message
+
+
+def announce(session: Session, message: InboundMessage) -> None:
+    """Tell every listener of an inbound message stored in this transaction (channels that
+    store their own rows, such as email with its threading, call this themselves)."""
+    with _lock:
+        listeners = list(_callbacks)
+    for callback in listeners:
+        callback(session, message)
 
 
 def record_reply(

@@ -19,7 +19,7 @@ from shopkeeper.auth.models import AuditEntry
 from shopkeeper.auth.principal import Principal
 from shopkeeper.auth.service import audit
 from shopkeeper.consent.addresses import CHANNELS_OF_KIND, SUPPRESSIBLE_CHANNELS
-from shopkeeper.consent.models import ConsentEvent, Contact, ContactPreference, Subscription
+from shopkeeper.consent.models import ConsentEvent, Contact, ContactPreference, MarketingHold, Subscription
 from shopkeeper.consent.service import suppress_everywhere
 from shopkeeper.customers.identity_cache import IdentityCache
 from shopkeeper.customers.merge import bump_identity_epoch
@@ -27,6 +27,7 @@ from shopkeeper.customers.models import Customer, Identity, IdentityConflict, Me
 from shopkeeper.customers.resolution import ResolutionUnit
 from shopkeeper.customers.service import canonical
 from shopkeeper.events.models import Event
+from shopkeeper.inbox.models import Conversation, ConversationEvent, TriageTask
 from shopkeeper.messaging.models import Interaction, Send, SendEvent
 from shopkeeper.privacy.suppressions import addresses_of_profiles, matching
 from shopkeeper.segments.models import CustomerScore, Segment, SegmentMembership
@@ -213,6 +214,16 @@ def _delete_rows(session: Session, erasure: Erasure) -> None:
     gone("send_events", SendEvent, SendEvent.send_id.in_(sends))
     gone("sends", Send, Send.customer_id.in_(ids))
     gone("interactions", Interaction, Interaction.customer_id.in_(ids))
+    # Conversations with their event log (notes quote the customer), triage queue and holds.
+    conversations = (
+        select(Conversation.id)
+        .where(Conversation.workspace_id == ws, Conversation.customer_id.in_(ids))
+        .scalar_subquery()
+    )
+    gone("inbox_triage", TriageTask, TriageTask.conversation_id.in_(conversations))
+    gone("conversation_events", ConversationEvent, ConversationEvent.customer_id.in_(ids))
+    gone("conversations", Conversation, Conversation.customer_id.in_(ids))
+    gone("marketing_holds", MarketingHold, MarketingHold.customer_id.in_(ids))
     _leave_segments(session, ws, ids)
     gone("segment_memberships", SegmentMembership, SegmentMembership.customer_id.in_(ids))
     gone("scores", CustomerScore, CustomerScore.customer_id.in_(ids))

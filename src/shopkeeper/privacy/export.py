@@ -26,6 +26,7 @@ from shopkeeper.consent.models import ConsentEvent, Contact, ContactPreference, 
 from shopkeeper.customers.models import Customer, Identity, IdentityConflict, Merge
 from shopkeeper.customers.service import profile_ids
 from shopkeeper.events.models import Event
+from shopkeeper.inbox.models import Conversation, ConversationEvent
 from shopkeeper.messaging.models import Interaction, Send
 from shopkeeper.privacy.suppressions import addresses_of_profiles, matching
 
@@ -152,6 +153,8 @@ def export_chunks(session: Session, plan: ExportPlan, *, now: datetime, page_siz
         ("events", Event, "timestamp"),
         ("sends", Send, "created_at"),
         ("interactions", Interaction, "created_at"),
+        ("conversations", Conversation, "created_at"),
+        ("conversation_events", ConversationEvent, "created_at"),
     ):
         yield f',"{name}":['.encode()
         first = True

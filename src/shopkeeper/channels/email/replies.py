@@ -10,8 +10,10 @@ do not count as a reply to the send.
 
 A message is stored once per workspace: a retried delivery (the sender never saw our 250) is
 recognised by its Message-ID. Callbacks registered with `on_inbound_email` run inside the same
-transaction once the interaction is written — the inbox turns it into a conversation there —
-and like the double opt-in callbacks they must do no network I/O.
+transaction once the interaction is written, with what only email knows (the thread, the
+parsed mail); then the message is announced to every channel's listeners
+(`messaging.inbound.on_inbound`), where the inbox turns it into a conversation. Like the double
+opt-in callbacks they must do no network I/O.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from shopkeeper.customers.service import canonical
 from shopkeeper.db.scoping import scoped
 from shopkeeper.errors import NotFound
 from shopkeeper.ids import new_id
+from shopkeeper.messaging.inbound import InboundMessage, announce
 from shopkeeper.messaging.models import Interaction
 from shopkeeper.messaging.status import record
 
@@ -187,6 +190,22 @@ def store_reply(
         callbacks = list(_callbacks)
     for callback in callbacks:
         callback(session, inbound)
+    announce(
+        session,
+        InboundMessage(
+            workspace_id=workspace_id,
+            customer_id=customer_id,
+            interaction_id=interaction.id,
+            channel="email",
+            address=sender,
+            text=str(data.get("reply_text") or mail.text or ""),
+            provider=PROVIDER,
+            provider_message_id=interaction.message_id,
+            customer_created=created,
+            at=now,
+            data=data,
+        ),
+    )
     return Stored(
         "auto_reply" if mail.auto_submitted else "reply",
         f"from {sender}" + (f" answering {thread.send.id}" if thread.send is not None else ""),
