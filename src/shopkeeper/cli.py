@@ -674,12 +674,15 @@ def bench_send(
     workers: Annotated[int, typer.Option(help="delivery worker processes for the pipeline run")] = 1,
     connections: Annotated[
         int, typer.Option(help="sending processes (one SMTP connection each) for the render + hand-off run")
-    ] = 2,
+    ] = 3,
     batch: Annotated[int, typer.Option(help="sends a worker claims per round")] = 200,
     dkim: Annotated[bool, typer.Option("--dkim", help="sign every message (ed25519-sha256)")] = False,
     sink: Annotated[
         str, typer.Option(help="the receiving server: `lean` (bench.lean_sink) or `aiosmtpd` (the full server)")
     ] = "lean",
+    pipeline: Annotated[
+        bool, typer.Option("--pipeline/--no-pipeline", help="also time the whole outbox path (minutes)")
+    ] = True,
     json_path: Annotated[Path | None, typer.Option("--json", help="also write every figure to this file")] = None,
 ) -> None:
     """Outbound email to a real SMTP server on loopback (SPEC §11: render + hand-off ≥ 2,000 msg/s)."""
@@ -689,7 +692,7 @@ def bench_send(
 
     from shopkeeper.bench.send import SendOptions, render_send, run_send_bench
 
-    options = SendOptions(database_url, messages, workers, connections, batch, dkim, sink)
+    options = SendOptions(database_url, messages, workers, connections, batch, dkim, sink, pipeline)
     _run(options.validate)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True, refresh_per_second=4) as progress:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from typing import cast
 
 _MESSAGE_ID = re.compile(rb"^Message-ID:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
 _END = b"\r\n.\r\n"
@@ -40,16 +41,15 @@ class LeanSmtp(asyncio.Protocol):
     def __init__(self, tally: Tally) -> None:
         self.tally = tally
         self.buffer = bytearray()
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.WriteTransport | None = None
         self.in_data = False
         self.scanned = 0  # bytes of the current message already searched for its end
         self.mail = False
         self.recipients = 0
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        transport.write(b"220 sink.localhost ESMTP\r\n")
+        self.transport = cast(asyncio.WriteTransport, transport)  # asyncio's or uvloop's TCP transport
+        self.transport.write(b"220 sink.localhost ESMTP\r\n")
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data

@@ -54,7 +54,9 @@ def _serve_lean(port: int, count_file: Path) -> None:
         await done.wait()
         server.close()
 
-    asyncio.run(run())
+    import uvloop  # the receiving side of a real relay is not Python's default loop either
+
+    uvloop.run(run())
     count_file.write_text(f"{tally.messages} {len(tally.ids)}")
 
 

@@ -27,3 +27,9 @@ def get_scoped(session: Session, model: type[T], workspace_id: str, id_: str, wh
     if row is None:
         raise NotFound(f"{what} {id_!r} not found", field="id")
     return row
+
+
+def by_key(session: Session, model: type[T], workspace_id: str, key: str) -> T | None:
+    """The row of this workspace with this `key` (teams, policies, templates: what users name)."""
+    column: Any = model.key  # type: ignore[attr-defined]
+    return session.scalar(scoped(model, workspace_id).where(column == key))

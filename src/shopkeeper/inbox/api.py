@@ -17,7 +17,7 @@ from shopkeeper.auth.models import User, Workspace
 from shopkeeper.auth.principal import Principal
 from shopkeeper.auth.service import audit
 from shopkeeper.customers.api import customer_view
-from shopkeeper.db.scoping import get_scoped, scoped
+from shopkeeper.db.scoping import by_key, get_scoped, scoped
 from shopkeeper.deps import Caller, RuntimeDep
 from shopkeeper.errors import Conflict, Invalid, NotFound
 from shopkeeper.ids import new_id
@@ -83,7 +83,7 @@ def _actor(session: Session, caller: Principal, agent_id: str | None) -> str:
 
 
 def _team_id(session: Session, workspace_id: str, key: str) -> str:
-    team = session.scalar(scoped(Team, workspace_id).where(Team.key == key))
+    team = by_key(session, Team, workspace_id, key)
     if team is None:
         raise NotFound(f"team: no team {key!r}", field="team")
     return team.id
@@ -201,7 +201,7 @@ def reply(runtime: RuntimeDep, caller: Caller, conversation_id: str, body: Reply
         actor = _actor(session, caller, body.agent_id)
         text = body.text or ""
         if body.canned is not None:
-            text = canned.render(session, canned.by_key(session, caller.workspace_id, body.canned), conversation, now)
+            text = canned.render(session, canned.get(session, caller.workspace_id, body.canned), conversation, now)
         send = conversations.reply(
             session,
             conversation,
@@ -373,7 +373,7 @@ def create_team(runtime: RuntimeDep, caller: Caller, body: TeamIn) -> TeamOut:
     caller.require("admin")
     now = clock.now()
     with runtime.db.session(write=True) as session:
-        if session.scalar(scoped(Team, caller.workspace_id).where(Team.key == body.key)) is not None:
+        if by_key(session, Team, caller.workspace_id, body.key) is not None:
             raise Conflict(f"key: a team {body.key!r} exists", field="key")
         team = Team(
             id=new_id("team"),
@@ -394,7 +394,7 @@ def create_team(runtime: RuntimeDep, caller: Caller, body: TeamIn) -> TeamOut:
 def patch_team(runtime: RuntimeDep, caller: Caller, team_key: str, body: TeamPatch) -> TeamOut:
     caller.require("admin")
     with runtime.db.session(write=True) as session:
-        team = session.scalar(scoped(Team, caller.workspace_id).where(Team.key == team_key))
+        team = by_key(session, Team, caller.workspace_id, team_key)
         if team is None:
             raise NotFound(f"no team {team_key!r}")
         if body.name is not None:
@@ -490,7 +490,7 @@ def create_policy(runtime: RuntimeDep, caller: Caller, body: SlaPolicyIn) -> Sla
     _check_policy(body)
     now = clock.now()
     with runtime.db.session(write=True) as session:
-        if session.scalar(scoped(SlaPolicy, caller.workspace_id).where(SlaPolicy.key == body.key)) is not None:
+        if by_key(session, SlaPolicy, caller.workspace_id, body.key) is not None:
             raise Conflict(f"key: an SLA policy {body.key!r} exists", field="key")
         row = SlaPolicy(id=new_id("sla"), workspace_id=caller.workspace_id, key=body.key, created_at=now)
         _apply_policy(session, caller.workspace_id, row, body, now)
@@ -503,7 +503,7 @@ def create_policy(runtime: RuntimeDep, caller: Caller, body: SlaPolicyIn) -> Sla
 def put_policy(runtime: RuntimeDep, caller: Caller, policy_key: str, body: SlaPolicyIn) -> SlaPolicyOut:
     caller.require("admin")
     with runtime.db.session(write=True) as session:
-        row = session.scalar(scoped(SlaPolicy, caller.workspace_id).where(SlaPolicy.key == policy_key))
+        row = by_key(session, SlaPolicy, caller.workspace_id, policy_key)
         if row is None:
             raise NotFound(f"no SLA policy {policy_key!r}")
         if body.key != policy_key:
@@ -535,7 +535,7 @@ def create_canned(runtime: RuntimeDep, caller: Caller, body: CannedIn) -> Canned
 def patch_canned(runtime: RuntimeDep, caller: Caller, canned_key: str, body: CannedPatch) -> CannedOut:
     caller.require("agent")
     with runtime.db.session(write=True) as session:
-        row = canned.by_key(session, caller.workspace_id, canned_key)
+        row = canned.get(session, caller.workspace_id, canned_key)
         return CannedOut.model_validate(canned.update(session, row, body.name, body.body, clock.now()))
 
 
@@ -543,7 +543,7 @@ def patch_canned(runtime: RuntimeDep, caller: Caller, canned_key: str, body: Can
 def delete_canned(runtime: RuntimeDep, caller: Caller, canned_key: str) -> Response:
     caller.require("agent")
     with runtime.db.session(write=True) as session:
-        session.delete(canned.by_key(session, caller.workspace_id, canned_key))
+        session.delete(canned.get(session, caller.workspace_id, canned_key))
     return Response(status_code=204)
 
 
@@ -551,7 +551,7 @@ def delete_canned(runtime: RuntimeDep, caller: Caller, canned_key: str) -> Respo
 def render_canned(runtime: RuntimeDep, caller: Caller, conversation_id: str, canned_key: str) -> dict[str, str]:
     with runtime.db.session() as session:
         conversation = conversations.get(session, caller.workspace_id, conversation_id)
-        row = canned.by_key(session, caller.workspace_id, canned_key)
+        row = canned.get(session, caller.workspace_id, canned_key)
         return {"text": canned.render(session, row, conversation, clock.now())}
 
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from shopkeeper.auth.models import Workspace
 from shopkeeper.customers.service import profile_ids
-from shopkeeper.db.scoping import scoped
+from shopkeeper.db import scoping
 from shopkeeper.errors import Conflict, Invalid, NotFound
 from shopkeeper.ids import new_id
 from shopkeeper.inbox.models import CannedReply, Conversation
@@ -36,8 +36,8 @@ def _check(body: str) -> None:
         raise Invalid(exc.message.replace("content.chat.text", "body"), field="body") from None
 
 
-def by_key(session: Session, workspace_id: str, key: str) -> CannedReply:
-    row = session.scalar(scoped(CannedReply, workspace_id).where(CannedReply.key == key))
+def get(session: Session, workspace_id: str, key: str) -> CannedReply:
+    row = scoping.by_key(session, CannedReply, workspace_id, key)
     if row is None:
         raise NotFound(f"no canned reply {key!r}", field="canned")
     return row
@@ -45,7 +45,7 @@ def by_key(session: Session, workspace_id: str, key: str) -> CannedReply:
 
 def create(session: Session, workspace_id: str, key: str, name: str, body: str, now: datetime) -> CannedReply:
     _check(body)
-    if session.scalar(scoped(CannedReply, workspace_id).where(CannedReply.key == key)) is not None:
+    if scoping.by_key(session, CannedReply, workspace_id, key) is not None:
         raise Conflict(f"key: a canned reply {key!r} exists", field="key")
     row = CannedReply(
         id=new_id("can"), workspace_id=workspace_id, key=key, name=name, body=body, created_at=now, updated_at=now

@@ -24,7 +24,7 @@ from shopkeeper.auth.models import User, Workspace
 from shopkeeper.channels.chat.service import literal
 from shopkeeper.consent import holds
 from shopkeeper.customers.service import canonical
-from shopkeeper.db.scoping import get_scoped, scoped
+from shopkeeper.db.scoping import by_key, get_scoped, scoped
 from shopkeeper.errors import Conflict, Invalid, NotFound
 from shopkeeper.ids import new_id
 from shopkeeper.inbox import live, sla
@@ -183,7 +183,7 @@ def _user(session: Session, workspace_id: str, user_id: str, field: str) -> User
 
 
 def _team(session: Session, workspace_id: str, key: str, field: str) -> Team:
-    team = session.scalar(scoped(Team, workspace_id).where(Team.key == key))
+    team = by_key(session, Team, workspace_id, key)
     if team is None:
         raise NotFound(f"{field}: no team {key!r}", field=field)
     return team

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shopkeeper.auth.models import User
-from shopkeeper.db.scoping import scoped
+from shopkeeper.db.scoping import by_key, scoped
 from shopkeeper.errors import Invalid
 from shopkeeper.inbox.hours import BusinessHours
 from shopkeeper.inbox.models import Conversation, RoutingRule, SlaPolicy, Team
@@ -138,16 +138,13 @@ def check_references(session: Session, workspace_id: str, rules: Sequence[RuleIn
 
     for n, rule in enumerate(rules):
         a, c = rule.actions, rule.conditions
-        if a.team and session.scalar(scoped(Team, workspace_id).where(Team.key == a.team)) is None:
+        if a.team and by_key(session, Team, workspace_id, a.team) is None:
             raise Invalid(f"rules[{n}].actions.team: no team {a.team!r}", field=f"rules[{n}].actions.team")
         if a.assignee_id and session.scalar(scoped(User, workspace_id).where(User.id == a.assignee_id)) is None:
             raise Invalid(
                 f"rules[{n}].actions.assignee_id: no user {a.assignee_id!r}", field=f"rules[{n}].actions.assignee_id"
             )
-        if (
-            a.sla_policy
-            and session.scalar(scoped(SlaPolicy, workspace_id).where(SlaPolicy.key == a.sla_policy)) is None
-        ):
+        if a.sla_policy and by_key(session, SlaPolicy, workspace_id, a.sla_policy) is None:
             raise Invalid(
                 f"rules[{n}].actions.sla_policy: no SLA policy {a.sla_policy!r}",
                 field=f"rules[{n}].actions.sla_policy",

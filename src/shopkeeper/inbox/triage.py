@@ -24,7 +24,7 @@ from shopkeeper import clock
 from shopkeeper.auth.models import Workspace
 from shopkeeper.consent import holds
 from shopkeeper.customers.models import Customer
-from shopkeeper.db.scoping import scoped
+from shopkeeper.db.scoping import by_key
 from shopkeeper.db.session import Database
 from shopkeeper.errors import ShopkeeperError
 from shopkeeper.inbox import conversations, live, routing, sla
@@ -211,7 +211,7 @@ class InboxWorker:
         decision = routing.decide(routing.rules_of(session, conversation.workspace_id), facts)
         team = None
         if decision.team:
-            team = session.scalar(scoped(Team, conversation.workspace_id).where(Team.key == decision.team))
+            team = by_key(session, Team, conversation.workspace_id, decision.team)
         if team is not None:
             conversation.team_id = team.id
         if decision.assignee_id:
@@ -227,9 +227,7 @@ class InboxWorker:
             ]
         policy = None
         if decision.sla_policy:
-            policy = session.scalar(
-                scoped(SlaPolicy, conversation.workspace_id).where(SlaPolicy.key == decision.sla_policy)
-            )
+            policy = by_key(session, SlaPolicy, conversation.workspace_id, decision.sla_policy)
         if policy is None:
             conversation.sla_policy_id = None
             policy = sla.policy_for(session, conversation)

@@ -163,7 +163,8 @@ def test_mail_that_answers_nothing_of_ours_is_still_kept_for_its_sender(
     raw = mails.gmail_reply(original_id="<unknown@elsewhere.example.com>", subject="Question about sizes")
     assert deliver(inbound.port, raw, "support@acme.test").code == 250
     (message,) = inbound_rows(db, workspace.id)
-    assert message.customer_id == ann and message.conversation_id is None
+    assert message.customer_id == ann  # (no thread: the inbox, if listening, starts a conversation)
+    assert "answers_interaction_id" not in message.data
     assert "answers_send_id" not in message.data and message.subject == "Question about sizes"
 
 
