@@ -21,6 +21,8 @@ from shopkeeper.auth.service import create_workspace
 from shopkeeper.config import Settings
 from shopkeeper.db.session import Database
 
+STREAMS = {"/api/v1/inbox/stream"}
+
 
 @pytest.fixture(scope="module")
 def fuzz_app(tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path) -> Iterator[tuple[FastAPI, str, str]]:
@@ -41,6 +43,9 @@ def test_no_input_makes_the_api_fail(fuzz_app: tuple[FastAPI, str, str]) -> None
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= 15
+    # A live stream answers valid input with a response that never ends; its refusals of bad
+    # input are tested in tests/inbox/test_live.py.
+    operations = [op for op in operations if op.path not in STREAMS]
     for operation in operations:
         fuzz_operation(operation, write_key if operation.path.startswith("/v1/") else secret_key)
 
