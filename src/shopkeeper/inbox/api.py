@@ -76,17 +76,7 @@ def _actor(session: Session, caller: Principal, agent_id: str | None) -> str:
     """The user an integration acts for (`agent_id`), else the caller itself."""
     if agent_id is None:
         return caller.actor
-    user = session.scalar(scoped(User, caller.workspace_id).where(User.id == agent_id))
-    if user is None or user.disabled:
-        raise NotFound(f"agent_id: no active user {agent_id!r}", field="agent_id")
-    return f"user:{user.id}"
-
-
-def _team_id(session: Session, workspace_id: str, key: str) -> str:
-    team = by_key(session, Team, workspace_id, key)
-    if team is None:
-        raise NotFound(f"team: no team {key!r}", field="team")
-    return team.id
+    return f"user:{conversations.active_user(session, caller.workspace_id, agent_id, 'agent_id').id}"
 
 
 # -- conversations ------------------------------------------------------------------------------
@@ -119,7 +109,9 @@ def list_conversations(
         if channel:
             query = query.where(Conversation.channel == channel)
         if team:
-            query = query.where(Conversation.team_id == _team_id(session, caller.workspace_id, team))
+            query = query.where(
+                Conversation.team_id == conversations.team_by_key(session, caller.workspace_id, team, "team").id
+            )
         if assignee_id == "none":
             query = query.where(Conversation.assignee_id.is_(None))
         elif assignee_id:

@@ -87,6 +87,52 @@ def _new(
     return conversation
 
 
+def _may_reopen(session: Session, resolved: Conversation, now: datetime) -> bool:
+    """A resolved conversation is reopened by a message within the workspace's window."""
+    if resolved.resolved_at is None:
+        return False
+    workspace = session.get(Workspace, resolved.workspace_id)
+    settings = InboxSettings.of(workspace) if workspace is not None else InboxSettings()
+    return now - resolved.resolved_at <= timedelta(days=settings.reopen_within_days)
+
+
+def _record_message(
+    session: Session, conversation: Conversation, interaction: Interaction, now: datetime, **extra: Any
+) -> None:
+    live.record(
+        session,
+        conversation,
+        "message",
+        "customer",
+        now,
+        {
+            "interaction_id": interaction.id,
+            "direction": "in",
+            "channel": interaction.channel,
+            "text": preview(interaction)[:500],
+            **extra,
+        },
+    )
+
+
+def _queue_triage(
+    session: Session, conversation: Conversation, interaction: Interaction, route: bool, now: datetime
+) -> None:
+    """The message waits for the inbox worker (classify, and route when `route`)."""
+    session.add(
+        TriageTask(
+            id=new_id("tri"),
+            workspace_id=conversation.workspace_id,
+            conversation_id=conversation.id,
+            interaction_id=interaction.id,
+            route=route,
+            attempts=0,
+            due_at=now,
+            created_at=now,
+        )
+    )
+
+
 def attach_inbound(session: Session, message: InboundMessage) -> Conversation | None:
     """Put an inbound message on its conversation and queue its triage. None for channels that
     are not conversations (a call record) or for a message already attached."""
@@ -96,8 +142,6 @@ def attach_inbound(session: Session, message: InboundMessage) -> Conversation | 
     if interaction is None:
         return None
     now = message.at
-    workspace = session.get(Workspace, message.workspace_id)
-    settings = InboxSettings.of(workspace) if workspace is not None else InboxSettings()
     auto_reply = bool((interaction.data or {}).get("auto_reply"))
     customer_id = canonical(session, message.workspace_id, message.customer_id).id
 
@@ -108,13 +152,7 @@ def attach_inbound(session: Session, message: InboundMessage) -> Conversation | 
             conversation = None
     if conversation is None:
         latest = _latest(session, message.workspace_id, customer_id)
-        if latest is not None and (
-            latest.status != "resolved"
-            or (
-                latest.resolved_at is not None
-                and now - latest.resolved_at <= timedelta(days=settings.reopen_within_days)
-            )
-        ):
+        if latest is not None and (latest.status != "resolved" or _may_reopen(session, latest, now)):
             conversation = latest
     created = conversation is None
     if conversation is None:
@@ -126,20 +164,7 @@ def attach_inbound(session: Session, message: InboundMessage) -> Conversation | 
         session.flush()
         live.record(session, conversation, "created", "customer", now, {"channel": message.channel})
     interaction.conversation_id = conversation.id
-    live.record(
-        session,
-        conversation,
-        "message",
-        "customer",
-        now,
-        {
-            "interaction_id": interaction.id,
-            "direction": "in",
-            "channel": message.channel,
-            "text": preview(interaction)[:500],
-            "auto_reply": auto_reply or None,
-        },
-    )
+    _record_message(session, conversation, interaction, now, auto_reply=auto_reply or None)
     if auto_reply:
         return conversation
 
@@ -159,30 +184,19 @@ def attach_inbound(session: Session, message: InboundMessage) -> Conversation | 
         conversation.waiting_since = now
     if not created and conversation.status == "open" and not reopened:
         sla.customer_wrote(session, conversation, now)
-    session.add(
-        TriageTask(
-            id=new_id("tri"),
-            workspace_id=message.workspace_id,
-            conversation_id=conversation.id,
-            interaction_id=interaction.id,
-            route=created or reopened,
-            attempts=0,
-            due_at=now,
-            created_at=now,
-        )
-    )
+    _queue_triage(session, conversation, interaction, created or reopened, now)
     return conversation
 
 
 # -- agent actions ------------------------------------------------------------------------------
-def _user(session: Session, workspace_id: str, user_id: str, field: str) -> User:
+def active_user(session: Session, workspace_id: str, user_id: str, field: str) -> User:
     user = session.scalar(scoped(User, workspace_id).where(User.id == user_id))
     if user is None or user.disabled:
         raise NotFound(f"{field}: no active user {user_id!r} in this workspace", field=field)
     return user
 
 
-def _team(session: Session, workspace_id: str, key: str, field: str) -> Team:
+def team_by_key(session: Session, workspace_id: str, key: str, field: str) -> Team:
     team = by_key(session, Team, workspace_id, key)
     if team is None:
         raise NotFound(f"{field}: no team {key!r}", field=field)
@@ -326,11 +340,11 @@ def assign(
     """`fields` says which of assignee/team the caller gave (null unassigns)."""
     team: Team | None = None
     if "team" in fields:
-        team = _team(session, conversation.workspace_id, team_key, "team") if team_key else None
+        team = team_by_key(session, conversation.workspace_id, team_key, "team") if team_key else None
         conversation.team_id = team.id if team else None
     if "assignee_id" in fields:
         if assignee_id is not None:
-            _user(session, conversation.workspace_id, assignee_id, "assignee_id")
+            active_user(session, conversation.workspace_id, assignee_id, "assignee_id")
         conversation.assignee_id = assignee_id
     conversation.updated_at = now
     live.record(
@@ -455,29 +469,6 @@ def create_for_review(
     session.flush()
     interaction.conversation_id = conversation.id
     live.record(session, conversation, "created", "customer", now, {"channel": interaction.channel, "review": True})
-    live.record(
-        session,
-        conversation,
-        "message",
-        "customer",
-        now,
-        {
-            "interaction_id": interaction.id,
-            "direction": "in",
-            "channel": interaction.channel,
-            "text": preview(interaction)[:500],
-        },
-    )
-    session.add(
-        TriageTask(
-            id=new_id("tri"),
-            workspace_id=workspace_id,
-            conversation_id=conversation.id,
-            interaction_id=interaction.id,
-            route=True,
-            attempts=0,
-            due_at=now,
-            created_at=now,
-        )
-    )
+    _record_message(session, conversation, interaction, now)
+    _queue_triage(session, conversation, interaction, True, now)
     return conversation

@@ -19,11 +19,11 @@ from sqlalchemy.orm import Session
 from shopkeeper.customers.identity_cache import IdentityCache
 from shopkeeper.customers.normalize import normalise_email, normalise_phone
 from shopkeeper.customers.resolution import ResolutionUnit
-from shopkeeper.db.scoping import scoped
 from shopkeeper.errors import Invalid
 from shopkeeper.ids import new_id
 from shopkeeper.inbox import conversations
 from shopkeeper.inbox.models import Conversation
+from shopkeeper.messaging import inbound
 from shopkeeper.messaging.models import Interaction
 
 REVIEW_CHANNEL = "review"
@@ -83,11 +83,7 @@ def ingest(session: Session, workspace_id: str, review: ReviewIn, now: datetime)
     if review.rating > review.scale:
         raise Invalid(f"rating: at most the scale ({review.scale})", field="rating")
     message_id = f"review:{review.source}:{review.external_id}"[:300]
-    existing = session.scalar(
-        scoped(Interaction, workspace_id).where(
-            Interaction.message_id == message_id, Interaction.channel == REVIEW_CHANNEL, Interaction.direction == "in"
-        )
-    )
+    existing = inbound.already_received(session, workspace_id, REVIEW_CHANNEL, message_id)
     if existing is not None and existing.conversation_id:
         found = session.get(Conversation, existing.conversation_id)
         if found is not None:

@@ -155,7 +155,7 @@ def check_references(session: Session, workspace_id: str, rules: Sequence[RuleIn
             )
         for name in ("segment", "not_segment"):
             key = getattr(c, name)
-            if key and session.scalar(scoped(Segment, workspace_id).where(Segment.key == key)) is None:
+            if key and by_key(session, Segment, workspace_id, key) is None:
                 raise Invalid(
                     f"rules[{n}].conditions.{name}: no segment {key!r}", field=f"rules[{n}].conditions.{name}"
                 )

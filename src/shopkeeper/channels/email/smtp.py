@@ -140,7 +140,7 @@ class SmtpProvider:
             # Body and final dot in one write: one system call and one wake-up of the server
             # fewer per message. A write that fails did not hand over its last bytes — the dot —
             # so the server cannot have accepted the message and trying again is safe.
-            conn.sock.sendall(body + b".\r\n") if conn.sock is not None else conn.send(body + b".\r\n")
+            conn.send(body + b".\r\n")
         except (OSError, smtplib.SMTPException) as exc:
             self._drop()
             raise ProviderError(f"SMTP: the message did not go through: {exc}", temporary=True) from None
