@@ -8,6 +8,7 @@ from shopkeeper.customers import models as customer_models
 from shopkeeper.db.base import Base
 from shopkeeper.events import models as event_models
 from shopkeeper.inbox import models as inbox_models
+from shopkeeper.journeys import optimiser_models
 from shopkeeper.messaging import models as messaging_models
 from shopkeeper.privacy import models as privacy_models
 from shopkeeper.segments import models as segment_models
@@ -22,6 +23,7 @@ __all__ = [
     "inbox_models",
     "messaging_models",
     "metadata",
+    "optimiser_models",
     "privacy_models",
     "segment_models",
 ]

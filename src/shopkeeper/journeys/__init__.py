@@ -1,0 +1,1 @@
+"""Journeys: versioned definitions, durable execution, the channel optimiser and send-time choice."""
