@@ -36,6 +36,7 @@ from shopkeeper.inbox import hooks as _inbox_hooks  # noqa: F401 - every inbound
 from shopkeeper.inbox import timeline as _inbox_timeline  # noqa: F401 - notes on the 360° timeline
 from shopkeeper.inbox.api import router as inbox_router
 from shopkeeper.inbox.public import router as csat_router
+from shopkeeper.journeys.api import router as journeys_router
 from shopkeeper.messaging.api import router as messaging_router
 from shopkeeper.messaging.public import router as tracking_links_router
 from shopkeeper.privacy.api import router as privacy_router
@@ -98,6 +99,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         if settings.delivery_in_process:
             runtime.delivery.start()
             runtime.inbox.start()
+            runtime.journeys.start()
         chat_relay = ChatRelay(runtime.db)  # chat messages handed off in other processes
         chat_relay.start()
         inbound_smtp = None
@@ -116,6 +118,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
             runtime.writer.stop()
             runtime.delivery.stop()
             runtime.inbox.stop()
+            runtime.journeys.stop()
             runtime.segments.stop()
             runtime.segment_schedule.stop()
             runtime.maintenance.stop()
@@ -147,6 +150,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(webhook_endpoints_router)
     app.include_router(calls_router)
     app.include_router(inbox_router)
+    app.include_router(journeys_router)
     app.include_router(csat_router)
 
     @app.get("/health", tags=["meta"], summary="Liveness and database reachability (public, no data)")

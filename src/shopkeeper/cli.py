@@ -115,8 +115,8 @@ def worker(
         int, typer.Option(min=1, max=86_400, help="how long a claim holds before another worker may recover it")
     ] = 300,
 ) -> None:
-    """Deliver planned sends and triage the inbox (any number of workers can run side by side on
-    PostgreSQL)."""
+    """Deliver planned sends, triage the inbox and run journeys (any number of workers can run
+    side by side on PostgreSQL)."""
     import signal
     import threading
     from datetime import timedelta
@@ -134,15 +134,20 @@ def worker(
 
     notify_through(database)  # PostgreSQL: chat messages reach the servers' sockets at once
     inbox = InboxWorker(database)
+    from shopkeeper.journeys.worker import JourneyWorker
+
+    journeys = JourneyWorker(database)
     try:
         if once:
+            steps = journeys.drain()
             triage = inbox.drain()
             report = delivery.drain()
             console.print(
                 f"claimed {report.claimed}: sent {report.sent}, delayed {report.delayed}, "
                 f"refused {report.refused}, retried {report.retried}, failed {report.failed}; "
                 f"inbox: classified {triage.classified}, routed {triage.routed}, "
-                f"SLA breaches {triage.breached}"
+                f"SLA breaches {triage.breached}; journeys: entered {steps.entered}, "
+                f"steps {steps.steps}, broadcast {steps.broadcast}"
             )
             return
         stop = threading.Event()
@@ -150,8 +155,10 @@ def worker(
         signal.signal(signal.SIGINT, lambda *_: stop.set())
         delivery.start()
         inbox.start()
-        console.print(f"worker {delivery.holder} delivering and triaging the inbox; Ctrl-C to stop")
+        journeys.start()
+        console.print(f"worker {delivery.holder} delivering, triaging the inbox, running journeys; Ctrl-C to stop")
         stop.wait()
+        journeys.stop()
         delivery.stop()
         inbox.stop()
     finally:

@@ -13,6 +13,7 @@ from shopkeeper.db.maintenance import Maintenance
 from shopkeeper.db.session import Database
 from shopkeeper.events.writer import IngestWriter
 from shopkeeper.inbox.triage import InboxWorker
+from shopkeeper.journeys.worker import JourneyWorker
 from shopkeeper.messaging.pipeline import DeliveryWorker
 from shopkeeper.segments.realtime import RealtimeSegments
 from shopkeeper.segments.schedule import SegmentSchedule
@@ -30,6 +31,7 @@ class Runtime:
     segment_schedule: SegmentSchedule
     delivery: DeliveryWorker
     inbox: InboxWorker
+    journeys: JourneyWorker
 
     @classmethod
     def build(cls, settings: Settings) -> Runtime:
@@ -38,6 +40,8 @@ class Runtime:
         writer = IngestWriter(db, cache, max_group=settings.ingest_max_group)
         segments = RealtimeSegments(db)
         writer.on_commit.append(segments.enqueue)
+        journeys = JourneyWorker(db)
+        writer.on_commit.append(journeys.enqueue)
         return cls(
             settings=settings,
             db=db,
@@ -49,6 +53,7 @@ class Runtime:
             segment_schedule=SegmentSchedule(db),
             delivery=DeliveryWorker(db, base_url=settings.public_url),
             inbox=InboxWorker(db),
+            journeys=journeys,
         )
 
 

@@ -8,6 +8,7 @@ from shopkeeper.customers import models as customer_models
 from shopkeeper.db.base import Base
 from shopkeeper.events import models as event_models
 from shopkeeper.inbox import models as inbox_models
+from shopkeeper.journeys import models as journey_models
 from shopkeeper.journeys import optimiser_models
 from shopkeeper.messaging import models as messaging_models
 from shopkeeper.privacy import models as privacy_models
@@ -21,6 +22,7 @@ __all__ = [
     "customer_models",
     "event_models",
     "inbox_models",
+    "journey_models",
     "messaging_models",
     "metadata",
     "optimiser_models",

@@ -443,6 +443,44 @@ def open_counts(session: Session, workspace_id: str, user_ids: Sequence[str]) ->
     return {u: counts.get(u, 0) for u in user_ids}
 
 
+def open_for_customer(
+    session: Session,
+    workspace_id: str,
+    customer_id: str,
+    *,
+    channel: str,
+    actor: str,
+    now: datetime,
+    subject: str | None = None,
+    team_id: str | None = None,
+    priority: str = "normal",
+    tags: Sequence[str] = (),
+    note_text: str | None = None,
+    data: Mapping[str, Any] | None = None,
+) -> Conversation:
+    """A conversation opened on our side (a journey handing a customer to an agent): it waits
+    for an agent's first reply, with no customer message yet."""
+    conversation = _new(
+        session,
+        workspace_id,
+        customer_id,
+        channel,
+        now,
+        source="agent",
+        subject=subject,
+        team_id=team_id,
+        priority=priority,
+        tags=sorted(set(tags)),
+        data=dict(data or {}),
+    )
+    conversation.waiting_since = now
+    session.flush()
+    live.record(session, conversation, "created", actor, now, {"channel": channel, "subject": subject})
+    if note_text:
+        note(session, conversation, note_text, actor, now)
+    return conversation
+
+
 def create_for_review(
     session: Session,
     workspace_id: str,

@@ -72,6 +72,8 @@ class Send(Base, WorkspaceScoped):
         Index("ix_sends_due", "stage", "next_attempt_at"),
         Index("ix_sends_customer", "workspace_id", "customer_id", "created_at"),
         Index("ix_sends_provider_message", "provider_message_id"),
+        # A journey's sends ("<journey id>:<step id>"): its funnel and its circuit breaker.
+        Index("ix_sends_source_ref", "source_ref", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
