@@ -22,6 +22,7 @@ PUBLIC |= {"/preferences/{token}", "/unsubscribe/{token}", "/consent/confirm/{to
 # Streams never end: checked here for 401 only; that one workspace's stream carries none of
 # another's events is proved in tests/inbox/test_live.py.
 STREAMS = {"/api/v1/inbox/stream"}
+WAIT_JOURNEY = {"trigger": {"type": "api"}, "steps": [{"id": "later", "type": "wait", "duration": "30d"}]}
 
 # A valid body for every route that takes one, so the handler would really act if it could.
 SAMPLE_BODIES: dict[tuple[str, str], Any] = {
@@ -101,6 +102,14 @@ SAMPLE_BODIES: dict[tuple[str, str], Any] = {
     ("PATCH", "/api/v1/canned-replies/{canned_key}"): {"body": "Changed by A"},
     ("DELETE", "/api/v1/canned-replies/{canned_key}"): None,
     ("PATCH", "/api/v1/agents/{user_id}"): {"available": False},
+    ("POST", "/api/v1/journeys"): {"key": "iso-j", "name": "Iso", "definition": WAIT_JOURNEY},
+    ("POST", "/api/v1/journeys/validate"): {"definition": WAIT_JOURNEY},
+    ("PUT", "/api/v1/journeys/{journey_key}/definition"): {"definition": WAIT_JOURNEY},
+    ("POST", "/api/v1/journeys/{journey_key}/activate"): None,
+    ("POST", "/api/v1/journeys/{journey_key}/pause"): {"reason": "by A"},
+    ("POST", "/api/v1/journeys/{journey_key}/resume"): None,
+    ("POST", "/api/v1/journeys/{journey_key}/archive"): None,
+    ("POST", "/api/v1/journeys/{journey_key}/entries"): {"customer_id": "cus_of_b"},
     ("PUT", "/api/v1/inbox/settings"): {},
     ("POST", "/api/v1/calls/batch"): {
         "calls": [
@@ -208,8 +217,22 @@ def populate_b(app_client: httpx.Client, db: Database, b: WorkspaceKeys) -> dict
             "author": {"user_id": "b-user"},
         },
     ).json()
+    app_client.post(
+        "/api/v1/journeys", headers=auth, json={"key": "b-journey", "name": "B", "definition": WAIT_JOURNEY}
+    )
+    app_client.post("/api/v1/journeys/b-journey/activate", headers=auth)
+    run = app_client.post(
+        "/api/v1/journeys/b-journey/entries", headers=auth, json={"customer_id": customer["id"]}
+    ).json()["run"]
     import time
 
+    deadline = time.monotonic() + 30  # the server's own journeys worker takes it to its wait
+    while app_client.get(f"/api/v1/journeys/b-journey/runs/{run['id']}", headers=auth).json()["step_id"] != "later" or (
+        app_client.get(f"/api/v1/journeys/b-journey/runs/{run['id']}", headers=auth).json()["context"].get("wait")
+        != "later"
+    ):
+        assert time.monotonic() < deadline, "the journey run did not reach its wait"
+        time.sleep(0.05)
     deadline = time.monotonic() + 30  # the server's own inbox worker triages it
     while (
         app_client.get(f"/api/v1/conversations/{review['id']}", headers=auth).json()["conversation"]["intent"] is None
@@ -238,6 +261,9 @@ def populate_b(app_client: httpx.Client, db: Database, b: WorkspaceKeys) -> dict
         "policy_key": policy["key"],
         "canned_key": canned["key"],
         "conversation_id": review["id"],
+        "journey_key": "b-journey",
+        "run_id": run["id"],
+        "version": "1",
     }
 
 
@@ -249,7 +275,13 @@ def test_workspace_a_cannot_touch_workspace_b_on_any_route(
     b_ids = populate_b(app_client, db, b)
     # (The ingestion samples reuse B's user and anonymous ids on purpose — to try to attach A's
     # events to B's profile — so those strings legitimately appear in A's own data.)
-    secrets_of_b = [*b_ids.values(), "b-secret@example.com", b.id, b.slug, "agent-b@example.com"]
+    secrets_of_b = [
+        *(v for k, v in b_ids.items() if k != "version"),
+        "b-secret@example.com",
+        b.id,
+        b.slug,
+        "agent-b@example.com",
+    ]
     before = snapshot(db, b.id)
 
     # The OpenAPI document lists every route the app serves (FastAPI's public view of them).
