@@ -28,6 +28,7 @@ from shopkeeper.customers.resolution import ResolutionUnit
 from shopkeeper.customers.service import canonical
 from shopkeeper.events.models import Event
 from shopkeeper.inbox.models import Conversation, ConversationEvent, TriageTask
+from shopkeeper.journeys.optimiser_models import ChannelDecision, CustomerChannelStats
 from shopkeeper.messaging.models import Interaction, Send, SendEvent
 from shopkeeper.privacy.suppressions import addresses_of_profiles, matching
 from shopkeeper.segments.models import CustomerScore, Segment, SegmentMembership
@@ -224,6 +225,10 @@ def _delete_rows(session: Session, erasure: Erasure) -> None:
     gone("conversation_events", ConversationEvent, ConversationEvent.customer_id.in_(ids))
     gone("conversations", Conversation, Conversation.customer_id.in_(ids))
     gone("marketing_holds", MarketingHold, MarketingHold.customer_id.in_(ids))
+    # The channels chosen for them and their own engagement counts (the workspace's totals are
+    # anonymous and stay).
+    gone("channel_decisions", ChannelDecision, ChannelDecision.customer_id.in_(ids))
+    gone("customer_channel_stats", CustomerChannelStats, CustomerChannelStats.customer_id.in_(ids))
     _leave_segments(session, ws, ids)
     gone("segment_memberships", SegmentMembership, SegmentMembership.customer_id.in_(ids))
     gone("scores", CustomerScore, CustomerScore.customer_id.in_(ids))

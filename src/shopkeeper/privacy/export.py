@@ -27,6 +27,7 @@ from shopkeeper.customers.models import Customer, Identity, IdentityConflict, Me
 from shopkeeper.customers.service import profile_ids
 from shopkeeper.events.models import Event
 from shopkeeper.inbox.models import Conversation, ConversationEvent
+from shopkeeper.journeys.optimiser_models import ChannelDecision, CustomerChannelStats
 from shopkeeper.messaging.models import Interaction, Send
 from shopkeeper.privacy.suppressions import addresses_of_profiles, matching
 
@@ -125,6 +126,17 @@ def export_chunks(session: Session, plan: ExportPlan, *, now: datetime, page_siz
             order=[Subscription.channel, Subscription.topic, Subscription.customer_id],
         ),
         "preferences": rows(ContactPreference, ContactPreference.customer_id.in_(ids), order=[ContactPreference.id]),
+        "channel_stats": rows(
+            CustomerChannelStats,
+            CustomerChannelStats.customer_id.in_(ids),
+            order=[CustomerChannelStats.customer_id, CustomerChannelStats.channel],
+        ),
+        # One row per message whose channel was chosen for them: as many as those sends.
+        "channel_decisions": rows(
+            ChannelDecision,
+            ChannelDecision.customer_id.in_(ids),
+            order=[ChannelDecision.decided_at, ChannelDecision.send_id],
+        ),
         "suppressions": [
             {
                 "id": s.id,
