@@ -28,6 +28,7 @@ from shopkeeper.customers.resolution import ResolutionUnit
 from shopkeeper.customers.service import canonical
 from shopkeeper.events.models import Event
 from shopkeeper.inbox.models import Conversation, ConversationEvent, TriageTask
+from shopkeeper.journeys.models import JourneyRun, JourneyStep
 from shopkeeper.journeys.optimiser_models import ChannelDecision, CustomerChannelStats
 from shopkeeper.messaging.models import Interaction, Send, SendEvent
 from shopkeeper.privacy.suppressions import addresses_of_profiles, matching
@@ -229,6 +230,9 @@ def _delete_rows(session: Session, erasure: Erasure) -> None:
     # anonymous and stay).
     gone("channel_decisions", ChannelDecision, ChannelDecision.customer_id.in_(ids))
     gone("customer_channel_stats", CustomerChannelStats, CustomerChannelStats.customer_id.in_(ids))
+    # Journey runs keep the trigger's properties; their step log says what was done to whom.
+    gone("journey_steps", JourneyStep, JourneyStep.customer_id.in_(ids))
+    gone("journey_runs", JourneyRun, JourneyRun.customer_id.in_(ids))
     _leave_segments(session, ws, ids)
     gone("segment_memberships", SegmentMembership, SegmentMembership.customer_id.in_(ids))
     gone("scores", CustomerScore, CustomerScore.customer_id.in_(ids))
