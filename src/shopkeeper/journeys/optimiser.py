@@ -174,7 +174,7 @@ def choose_channel(
     """The channel for one message to one customer, with every candidate's figures. Records
     nothing: call `record_decision` once the send is enqueued."""
     channels = _candidates(candidates)
-    if not 0 <= value < 1_000_000:
+    if not 0 <= value <= 1e9:
         raise Invalid("value: a value of 0 or more", field="value")
     rng = rng if rng is not None else random.Random()
     decisions = {
