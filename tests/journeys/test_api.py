@@ -93,3 +93,26 @@ def test_a_journey_from_draft_to_archive(app_client: httpx.Client, db: Database,
     assert app_client.get("/api/v1/journeys/onboarding/runs?state=lost", headers=auth).status_code == 400
     assert app_client.get("/api/v1/journeys/nope", headers=auth).status_code == 404
     assert app_client.get("/api/v1/alerts", headers=auth).json()["data"] == []
+
+
+def test_erasing_a_customer_removes_their_journey_runs(
+    app_client: httpx.Client, db: Database, workspace: WorkspaceKeys
+) -> None:
+    auth = {"Authorization": f"Bearer {workspace.secret_key}"}
+    make_template(db, workspace.id)
+    customer = make_customer(db, workspace.id, "ann", email="ann@example.com")
+    app_client.post("/api/v1/journeys", headers=auth, json={"key": "j", "name": "J", "definition": YAML})
+    app_client.post("/api/v1/journeys/j/activate", headers=auth)
+    entry = app_client.post(
+        "/api/v1/journeys/j/entries", headers=auth, json={"customer_id": customer, "data": {"note": "secret-x"}}
+    )
+    assert entry.json()["entered"] is True
+    erased = app_client.post(f"/api/v1/customers/{customer}/erase", headers=auth, json={"confirm": customer})
+    assert erased.status_code == 200, erased.text
+    assert app_client.get("/api/v1/journeys/j/runs", headers=auth).json()["data"] == []
+    from sqlalchemy import select
+
+    from shopkeeper.journeys.models import JourneyStep
+
+    with db.session() as s:
+        assert list(s.scalars(select(JourneyStep.id).where(JourneyStep.customer_id == customer))) == []
