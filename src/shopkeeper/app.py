@@ -36,6 +36,7 @@ from shopkeeper.inbox import hooks as _inbox_hooks  # noqa: F401 - every inbound
 from shopkeeper.inbox import timeline as _inbox_timeline  # noqa: F401 - notes on the 360° timeline
 from shopkeeper.inbox.api import router as inbox_router
 from shopkeeper.inbox.public import router as csat_router
+from shopkeeper.journeys import optimiser as _channel_learning  # noqa: F401 - learns from auto-chosen sends
 from shopkeeper.journeys.api import router as journeys_router
 from shopkeeper.messaging.api import router as messaging_router
 from shopkeeper.messaging.public import router as tracking_links_router

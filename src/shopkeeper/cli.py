@@ -134,6 +134,7 @@ def worker(
 
     notify_through(database)  # PostgreSQL: chat messages reach the servers' sockets at once
     inbox = InboxWorker(database)
+    from shopkeeper.journeys import optimiser  # noqa: F401 - learns from auto-chosen sends' outcomes
     from shopkeeper.journeys.worker import JourneyWorker
 
     journeys = JourneyWorker(database)
@@ -178,6 +179,7 @@ def inbound_smtp(
 
     from shopkeeper.channels.email.inbound import InboundSmtpServer
     from shopkeeper.inbox import hooks  # noqa: F401 - replies join conversations
+    from shopkeeper.journeys import optimiser  # noqa: F401 - bounces and complaints teach the channel optimiser
 
     settings = get_settings()
     database = _database()

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -440,6 +442,18 @@ def _auto_in(s: Session, ws: str, customer_id: str, key: str) -> None:
         s, ws, customer_id=customer_id, channel="email", now=clock.now(), template="welcome", idempotency_key=key
     )
     record_decision(s, choice, send)
+
+
+def test_the_server_process_learns_from_outcomes() -> None:
+    """Opens and clicks arrive at the server (tracking links, status webhooks), which may never have
+    chosen a channel itself: its listener must be there from the start."""
+    probe = (
+        "import shopkeeper.app\n"
+        "from shopkeeper.messaging import status\n"
+        "print(sorted({l.__module__ for l in status._listeners}))"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60)
+    assert "shopkeeper.journeys.optimiser" in out.stdout
 
 
 # -- privacy ----------------------------------------------------------------------------------
