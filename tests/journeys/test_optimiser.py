@@ -444,6 +444,50 @@ def _auto_in(s: Session, ws: str, customer_id: str, key: str) -> None:
     record_decision(s, choice, send)
 
 
+def test_a_journeys_auto_send_goes_by_the_chosen_channel_and_learns_from_it(
+    db: Database, workspace: WorkspaceKeys, emailable: str
+) -> None:
+    """Through the executor: choose, enqueue, log; the step's trace says why; the open counts."""
+    from shopkeeper.journeys.models import JourneyStep
+    from shopkeeper.journeys.worker import JourneyWorker
+    from tests.journeys.factories import make_journey, sends, track
+
+    journey = make_journey(
+        db,
+        workspace.id,
+        {
+            "trigger": {"type": "event", "event": "Signed Up"},
+            "steps": [
+                {
+                    "id": "hello",
+                    "type": "send",
+                    "channel": "auto",
+                    "channels": ["sms", "email"],
+                    "template": "welcome",
+                    "kind": "transactional",
+                    "value": 3,
+                }
+            ],
+        },
+    )
+    track(db, workspace.id, "ann", "Signed Up")
+    JourneyWorker(db).drain(clock.now())
+
+    [send] = sends(db, journey)
+    assert send.channel == "email"  # she has no phone
+    row = decision(db, send.id)
+    assert (row.customer_id, row.channel, row.value) == (emailable, "email", 3.0)
+    with db.session() as s:
+        detail = s.scalars(
+            select(JourneyStep.detail).where(JourneyStep.journey_id == journey, JourneyStep.outcome == "sent")
+        ).one()
+    assert detail["why"] == row.reason
+    assert row.reason.startswith("only channel available email") and row.reason.endswith("; sms unreachable")
+
+    assert move(db, send.id, "opened")
+    assert customer_stats(db, workspace.id, emailable) == {"email": (1, 1, 0)}
+
+
 def test_the_server_process_learns_from_outcomes() -> None:
     """Opens and clicks arrive at the server (tracking links, status webhooks), which may never have
     chosen a channel itself: its listener must be there from the start."""
