@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import httpx
 import pytest
+from sqlalchemy import select
 
 from shopkeeper import clock
 from shopkeeper.auth.principal import Principal
+from shopkeeper.clock import FrozenClock
 from shopkeeper.db.session import Database
 from shopkeeper.privacy.export import FORMAT, export_chunks, plan_export
+from shopkeeper.segments.models import CustomerScore
 from tests.conftest import WorkspaceKeys
-from tests.privacy.people import BOB, ZELDA, Person, bearer
+from tests.privacy.people import BOB, ZELDA, Person, bearer, make_zelda, segment_traces
 
 
 def export(app_client: httpx.Client, ws: WorkspaceKeys, customer_id: str) -> dict:  # type: ignore[type-arg]
@@ -32,6 +36,7 @@ def test_the_export_holds_every_kind_of_record(
     assert doc["customer"]["id"] == zelda.customer_id
     assert doc["customer"]["traits"]["name"] == ZELDA["name"] and doc["customer"]["traits"]["nickname"] == "Zed"
     assert "workspace_id" not in doc["customer"]
+    assert doc["segment_memberships"] == [] and doc["scores"] == []  # in no segment, never scored
     # merged profile ids and the merged-away profile itself
     assert doc["merged_ids"] == [zelda.merged_id]
     assert [p["id"] for p in doc["merged_profiles"]] == [zelda.merged_id]
@@ -115,3 +120,58 @@ def test_a_customer_with_little_history_exports_valid_json(
     doc = export(app_client, workspace, customer_id)
     assert len(doc["events"]) == events
     assert doc["consent_events"] == [] and doc["contacts"] == [] and doc["merged_ids"] == []
+
+
+@pytest.fixture
+def scored_zelda(
+    app_client: httpx.Client, db: Database, workspace: WorkspaceKeys, frozen_clock: FrozenClock, bob: str
+) -> Person:
+    """Zelda in segments and scored (her anonymous profile too, merged away with its rows), then
+    out of "buyers" again: its definition changes so that she no longer matches."""
+    person = make_zelda(app_client, db, workspace, frozen_clock, before_merge=segment_traces)
+    auth = bearer(workspace)
+    buyers = next(s for s in app_client.get("/api/v1/segments", headers=auth).json()["data"] if s["key"] == "buyers")
+    r = app_client.patch(
+        f"/api/v1/segments/{buyers['id']}",
+        headers=auth,
+        json={"conditions": {"event": {"name": "Order Completed", "op": "gte", "count": 2}}},
+    )
+    assert r.status_code == 200, r.text
+    frozen_clock.advance(timedelta(minutes=1))
+    r = app_client.post(f"/api/v1/segments/{buyers['id']}/refresh", headers=auth)
+    assert r.status_code == 200 and r.json()["exited"] == 2, r.text  # Zelda and Bob
+    return person
+
+
+def test_the_export_holds_segment_memberships_with_entry_and_exit_times_and_scores(
+    app_client: httpx.Client, db: Database, workspace: WorkspaceKeys, scored_zelda: Person, bob: str
+) -> None:
+    doc = export(app_client, workspace, scored_zelda.customer_id)
+    # Her two profiles (the one she signed up with, and her earlier anonymous visit; one merged
+    # into the other) each kept their rows: she bought as the first, then left "buyers" when it
+    # came to need two orders; the visit is still in "visitors".
+    profiles = {scored_zelda.customer_id, scored_zelda.merged_id}
+    rows = {m["segment_key"]: m for m in doc["segment_memberships"]}
+    assert sorted(rows) == ["buyers", "visitors"] and {m["customer_id"] for m in rows.values()} == profiles
+    bought, visited = rows["buyers"], rows["visitors"]
+    assert bought["segment_name"] == "buyers" and bought["segment_archived_at"] is None
+    assert bought["entered_at"] < bought["exited_at"] and bought["version"] == 1
+    assert visited["entered_at"] is not None and visited["exited_at"] is None
+    assert all("workspace_id" not in m for m in doc["segment_memberships"])
+    # every score stored for either profile: RFM and NPS of the buyer, CSAT of the visitor
+    scores = {(s["customer_id"], s["name"]): s for s in doc["scores"]}
+    buyer, visitor = bought["customer_id"], visited["customer_id"]
+    assert {"rfm", "rfm_r", "rfm_f", "rfm_m", "rfm_segment", "nps", "nps_group"} <= {
+        name for owner, name in scores if owner == buyer
+    }
+    assert scores[(buyer, "nps")]["value"] == 9.0 and scores[(buyer, "nps_group")]["label"] == "promoter"
+    assert scores[(visitor, "csat")]["value"] == 4.0
+    assert all(s["computed_at"] for s in doc["scores"]) and all("workspace_id" not in s for s in doc["scores"])
+    # nothing of Bob's, who bought too (and so is scored)
+    with db.session() as s:
+        bobs = s.scalars(select(CustomerScore.name).where(CustomerScore.customer_id == bob)).all()
+    assert bobs and all(owner != bob for owner, _ in scores)
+    assert all(m["customer_id"] != bob for m in doc["segment_memberships"])
+    # the history of entries and exits is in their events as well
+    names = [e["name"] for e in doc["events"]]
+    assert names.count("Segment Entered") == 2 and names.count("Segment Exited") == 1

@@ -5,7 +5,9 @@ audits the export, in a short write transaction of its own; `export_chunks` then
 document piece by piece from a read transaction. Histories that grow without bound
 (events, the consent log, the contact ledger) are read a page at a time by keyset on
 (time, id) per profile, along the indexes those tables already have, so memory stays flat
-whatever the number of events. The shape is documented in docs/privacy.md.
+whatever the number of events. What the segments domain derived about the person — segment
+memberships with their entry and exit times, and computed scores — is in the header (a row per
+segment or score: bounded). The shape is documented in docs/privacy.md.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from shopkeeper.inbox.models import Conversation, ConversationEvent
 from shopkeeper.journeys.optimiser_models import ChannelDecision, CustomerChannelStats
 from shopkeeper.messaging.models import Interaction, Send
 from shopkeeper.privacy.suppressions import addresses_of_profiles, matching
+from shopkeeper.segments.models import CustomerScore, Segment, SegmentMembership
 
 FORMAT = "shopkeeper.customer-export.v1"
 PAGE_SIZE = 1000
@@ -88,6 +91,29 @@ def _paged(
             after = (rows[-1][time_col], rows[-1]["id"])
 
 
+def _segment_memberships(session: Session, workspace_id: str, ids: Sequence[str]) -> list[dict[str, Any]]:
+    """Every membership row of the person's profiles — current (`exited_at` null) and past, in
+    archived segments too — with the segment's key and name: what a row id alone would not tell
+    them. Each entry and exit is also in their events ("Segment Entered" / "Segment Exited")."""
+    m, s = SegmentMembership, Segment
+    query = (
+        select(
+            m.segment_id,
+            s.key.label("segment_key"),
+            s.name.label("segment_name"),
+            s.archived_at.label("segment_archived_at"),
+            m.customer_id,
+            m.entered_at,
+            m.exited_at,
+            m.version,
+        )
+        .join(s, s.id == m.segment_id)
+        .where(m.workspace_id == workspace_id, s.workspace_id == workspace_id, m.customer_id.in_(ids))
+        .order_by(m.entered_at, s.key, m.customer_id)
+    )
+    return [dict(r) for r in session.execute(query).mappings()]
+
+
 def export_chunks(session: Session, plan: ExportPlan, *, now: datetime, page_size: int = PAGE_SIZE) -> Iterator[bytes]:
     """The export document, as UTF-8 JSON in pieces of at most about one page each."""
     ws, ids = plan.workspace_id, plan.customer_ids
@@ -126,6 +152,13 @@ def export_chunks(session: Session, plan: ExportPlan, *, now: datetime, page_siz
             order=[Subscription.channel, Subscription.topic, Subscription.customer_id],
         ),
         "preferences": rows(ContactPreference, ContactPreference.customer_id.in_(ids), order=[ContactPreference.id]),
+        "segment_memberships": _segment_memberships(session, ws, ids),
+        # RFM, CLV and its tier, P(alive) and churn risk, expected purchases, NPS and CSAT.
+        "scores": rows(
+            CustomerScore,
+            CustomerScore.customer_id.in_(ids),
+            order=[CustomerScore.customer_id, CustomerScore.name],
+        ),
         "channel_stats": rows(
             CustomerChannelStats,
             CustomerChannelStats.customer_id.in_(ids),
