@@ -202,24 +202,26 @@ def test_an_empty_batch_needs_no_model_and_a_bare_string_is_refused() -> None:
 
 @pytest.fixture
 def untrained(model: Classifier, monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    """The process as if nothing had classified yet, with a training that takes a while and
-    records each time it runs (it hands back the trained model instead of training again)."""
+    """The process as if nothing had classified yet, with a first load (training, or reading the
+    cache file) that takes a while and records each time it runs (it hands back the trained model
+    instead of loading it again)."""
+    import shopkeeper.inbox.classify.cache as cache
     import shopkeeper.inbox.classify.encoder as encoder
 
     calls: list[str] = []
 
-    def slow_train(*args: object, **kwargs: object) -> Classifier:
+    def slow_load(*args: object, **kwargs: object) -> Classifier:
         calls.append(threading.current_thread().name)
         time.sleep(0.2)
         return model
 
     monkeypatch.setattr(api, "_classifier", None)
-    monkeypatch.setattr(Classifier, "train", slow_train)
+    monkeypatch.setattr(cache, "load_or_train", slow_load)
     monkeypatch.setattr(encoder, "Encoder", lambda: None)
     yield calls
 
 
-def test_threads_racing_on_the_first_call_train_the_model_once(untrained: list[str]) -> None:
+def test_threads_racing_on_the_first_call_load_the_model_once(untrained: list[str]) -> None:
     start = threading.Barrier(6)
     results: dict[int, list[Classification]] = {}
 

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
+from pathlib import Path
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def default_cache_dir() -> Path:
+    """`shopkeeper` under the XDG cache directory: $XDG_CACHE_HOME when it is an absolute path
+    (the XDG spec says to ignore a relative one), else ~/.cache."""
+    xdg = Path(os.environ.get("XDG_CACHE_HOME", ""))
+    return (xdg if xdg.is_absolute() else Path.home() / ".cache") / "shopkeeper"
 
 
 class Settings(BaseSettings):
@@ -49,6 +58,10 @@ class Settings(BaseSettings):
     # PEM files for STARTTLS; without them the server offers no TLS.
     inbound_smtp_tls_cert: str | None = None
     inbound_smtp_tls_key: str | None = None
+    # What a process may keep for the next one: the fitted inbox classifier, so that only the
+    # first process after a change of data, code or library trains it (docs/inbox-classification.md).
+    # Deleting the directory is always safe.
+    cache_dir: Path = Field(default_factory=default_cache_dir)
 
     @property
     def is_sqlite(self) -> bool:

@@ -6,7 +6,8 @@
 
 The model (TF-IDF and a MiniLM sentence embedding under two logistic regressions) is trained from
 the labelled messages in `data/train.jsonl` the first time a process classifies anything, in a few
-seconds, and then kept for the life of the process. `shopkeeper bench classify` measures it on the
+seconds, and then kept for the life of the process and in the cache directory (`cache.py`), from
+which later processes load it in well under a second. `shopkeeper bench classify` measures it on the
 held-out set. docs/inbox-classification.md says why this model and how to retrain it.
 """
 
@@ -36,17 +37,20 @@ def model_name() -> str:
 
 
 def classifier() -> Classifier:
-    """The process's classifier, trained on first use. Callers racing on the first call wait for
-    one training rather than each running their own (it costs seconds and ~200 MB)."""
+    """The process's classifier, loaded from the cache directory (`Settings.cache_dir`) or trained
+    on first use. Callers racing on the first call wait for one load rather than each running
+    their own (training costs seconds and ~200 MB)."""
     global _classifier
     if _classifier is None:
         with _lock:
             if _classifier is None:
-                from shopkeeper.inbox.classify import data
+                from shopkeeper.config import get_settings
+                from shopkeeper.inbox.classify import cache, data
                 from shopkeeper.inbox.classify.encoder import Encoder
-                from shopkeeper.inbox.classify.model import Classifier
 
-                _classifier = Classifier.train(data.load("train"), Encoder(), model_name())
+                _classifier = cache.load_or_train(
+                    get_settings().cache_dir, lambda: data.load("train"), Encoder(), model_name()
+                )
     return _classifier
 
 

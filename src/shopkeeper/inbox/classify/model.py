@@ -5,6 +5,8 @@ TF-IDF catches the shop's own vocabulary ("refund", "tracking", "unsubscribe", o
 beat either alone in cross-validation (docs/inbox-classification.md). Training on the few hundred
 committed examples takes a few seconds, so the model is trained when first needed rather than
 shipped as a pickle: what runs is always what the data says, and retraining is editing a file.
+(`cache.py` keeps the fitted model between processes, keyed by the data, this code and the
+libraries, so that holds for it too.)
 """
 
 from __future__ import annotations
