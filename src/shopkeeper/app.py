@@ -43,6 +43,7 @@ from shopkeeper.messaging.public import router as tracking_links_router
 from shopkeeper.privacy.api import router as privacy_router
 from shopkeeper.runtime import Runtime, get_runtime
 from shopkeeper.segments.api import router as segments_router
+from shopkeeper.web.routes import install as install_web
 
 log = logging.getLogger(__name__)
 
@@ -153,15 +154,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.include_router(inbox_router)
     app.include_router(journeys_router)
     app.include_router(csat_router)
+    install_web(app)
 
     @app.get("/health", tags=["meta"], summary="Liveness and database reachability (public, no data)")
     def health(request: Request) -> dict[str, str]:
         with get_runtime(request).db.session() as session:
             session.execute(text("SELECT 1"))
         return {"status": "ok", "version": __version__}
-
-    @app.get("/", include_in_schema=False)
-    def root() -> dict[str, str]:
-        return {"name": "Shopkeeper", "version": __version__, "docs": "/docs", "api": "/api/v1"}
 
     return app

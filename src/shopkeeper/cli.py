@@ -284,6 +284,9 @@ def demo(
             console.print(f"write key  {workspace.write_key}", highlight=False)
             console.print(f"secret key {workspace.secret_key}", highlight=False)
             console.print("[dim]Keys are stored hashed; copy them now.[/dim]")
+            from shopkeeper.demo.load import DEMO_EMAIL, DEMO_PASSWORD
+
+            console.print(f"web UI     log in as {DEMO_EMAIL} / {DEMO_PASSWORD}", highlight=False)
         else:
             hint = f"shopkeeper key create {workspace.slug}"
             console.print(f"[dim]Keys were shown when it was made; for new ones: {hint}[/dim]", highlight=False)
@@ -716,6 +719,48 @@ def bench_send(
         json_path.write_text(json.dumps(figures.to_dict(), indent=2))
     if not figures.ok:
         err.print("[red]error:[/red] not every message arrived exactly once", highlight=False)
+        raise typer.Exit(code=1)
+
+
+@bench_app.command("journeys")
+def bench_journeys(
+    database_url: Annotated[
+        str, typer.Option(help="`sqlite` (a temporary file) or a PostgreSQL URL (a fresh database next to it)")
+    ] = "sqlite",
+    events: Annotated[int, typer.Option(help="/v1/track events for the decision latency")] = 1000,
+    rate: Annotated[float, typer.Option(help="events per second, sent at a steady rate")] = 50.0,
+    connections: Annotated[int, typer.Option(help="keep-alive connections the events go out on")] = 4,
+    runs: Annotated[int, typer.Option(help="runs due at once for the steps/s figure")] = 100_000,
+    batch: Annotated[int, typer.Option(help="runs a journeys worker claims per round")] = 500,
+    workers: Annotated[int, typer.Option(help="journeys worker processes for the steps/s run")] = 1,
+    latency: Annotated[bool, typer.Option("--latency/--no-latency", help="measure event → send decision")] = True,
+    steps: Annotated[bool, typer.Option("--steps/--no-steps", help="measure steps/s over --runs runs")] = True,
+    json_path: Annotated[Path | None, typer.Option("--json", help="also write every figure to this file")] = None,
+) -> None:
+    """Journeys: event → send decision latency through a running server (SPEC §11: p99 < 100 ms),
+    and the executor's steps/s with many runs due."""
+    import json
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from shopkeeper.bench.journeys import JourneyOptions, render_journeys, run_journeys_bench
+
+    options = JourneyOptions(database_url, events, rate, connections, runs, batch, workers, latency, steps)
+    _run(options.validate)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=err, transient=True, refresh_per_second=4) as progress:
+
+        def phase(name: str, total: int) -> Callable[[int], None]:
+            task = progress.add_task(name, total=total)
+            return lambda n: progress.advance(task, n)
+
+        figures = _run(lambda: run_journeys_bench(options, phase))
+    render_journeys(figures, console)
+    if json_path is not None:
+        json_path.write_text(json.dumps(figures.to_dict(), indent=2))
+        console.print(f"figures written to {json_path}")
+    if not figures.ok:
+        err.print("[red]error:[/red] an event got no send, or a run did not reach its wait", highlight=False)
         raise typer.Exit(code=1)
 
 

@@ -13,6 +13,7 @@ from shopkeeper.journeys import optimiser_models
 from shopkeeper.messaging import models as messaging_models
 from shopkeeper.privacy import models as privacy_models
 from shopkeeper.segments import models as segment_models
+from shopkeeper.web import models as web_models
 
 metadata = Base.metadata
 
@@ -28,4 +29,5 @@ __all__ = [
     "optimiser_models",
     "privacy_models",
     "segment_models",
+    "web_models",
 ]

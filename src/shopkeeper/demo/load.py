@@ -19,7 +19,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from shopkeeper.auth.models import Workspace
-from shopkeeper.auth.service import create_workspace, slugify
+from shopkeeper.auth.service import create_user, create_workspace, slugify
 from shopkeeper.customers.identity_cache import IdentityCache
 from shopkeeper.db.session import Database
 from shopkeeper.demo.generator import DemoShop
@@ -57,6 +57,10 @@ class LoadStats:
         self.merges += stats.merges
 
 
+DEMO_EMAIL = "demo@example.com"
+DEMO_PASSWORD = "shopkeeper-demo"
+
+
 def find_workspace(db: Database, name: str) -> Workspace | None:
     """The workspace a demo named `name` lives in (matched by slug, as `create_workspace` does)."""
     with db.session() as session:
@@ -70,6 +74,10 @@ def open_workspace(db: Database, name: str, now: datetime) -> DemoWorkspace:
         return DemoWorkspace(existing.id, existing.slug, created=False)
     with db.session(write=True) as session:
         workspace, write_key, secret_key = create_workspace(session, name, now)
+        # Someone to log in to the web UI as: a local demo's well-known account, printed by the CLI.
+        create_user(
+            session, workspace.id, email=DEMO_EMAIL, role="owner", name="Demo Owner", password=DEMO_PASSWORD, now=now
+        )
         return DemoWorkspace(workspace.id, workspace.slug, True, write_key, secret_key)
 
 
