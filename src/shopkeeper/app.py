@@ -9,7 +9,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy import text
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -56,7 +56,12 @@ def _error(status: int, code: str, message: str, field: str | None = None) -> JS
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ShopkeeperError)
-    async def _domain(_: Request, exc: ShopkeeperError) -> JSONResponse:
+    async def _domain(request: Request, exc: ShopkeeperError) -> Response:
+        web = getattr(request.state, "web", None)
+        if web is not None:  # a page of the web UI: the refusal in its layout, not JSON
+            from shopkeeper.web.render import error_page
+
+            return error_page(request, web, exc.status, exc.message)
         return _error(exc.status, exc.code, exc.message, exc.field)
 
     @app.exception_handler(RequestValidationError)

@@ -86,3 +86,8 @@ def page(
 
 def fragment(name: str, *, status: int = 200, **context: Any) -> HTMLResponse:
     return HTMLResponse(render(name, **context), status_code=status, headers=HEADERS)
+
+
+def error_page(request: Request, web: Web | None, status: int, message: str) -> HTMLResponse:
+    """A refusal in the layout (403 for a role, 404 for what is not in this workspace)."""
+    return page(request, web, "app/error.html", status=status, status_code=status, message=message)

@@ -3,21 +3,33 @@ login form when there is no session, 403 when a form lacks this session's CSRF t
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from pathlib import Path
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
-from shopkeeper.web.pages import auth, dashboard
+from shopkeeper.web import pages
 from shopkeeper.web.session import CsrfFailed, LoginRequired, login_url
 
 STATIC = Path(__file__).parent / "static" / "app"
-ROUTERS = [auth.router, dashboard.router]
+
+
+def routers() -> list[APIRouter]:
+    """Every page module's `router` (web/pages/<page>.py): a new page is one new file."""
+    found = []
+    for info in sorted(pkgutil.iter_modules(pages.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"{pages.__name__}.{info.name}")
+        router = getattr(module, "router", None)
+        if isinstance(router, APIRouter):
+            found.append(router)
+    return found
 
 
 def install(app: FastAPI) -> None:
-    for router in ROUTERS:
+    for router in routers():
         app.include_router(router)
     app.mount("/static/app", StaticFiles(directory=STATIC), name="static-app")
 
