@@ -15,7 +15,7 @@ def day_labels(days: Sequence[datetime]) -> list[str]:
     return [d.strftime("%d %b") for d in days]
 
 
-def _datasets(series: Mapping[str, Sequence[float]], kind: str) -> list[dict[str, Any]]:
+def _datasets(series: Mapping[str, Sequence[float | None]], kind: str) -> list[dict[str, Any]]:
     return [
         {
             "label": name,
@@ -33,7 +33,7 @@ def chart(
     label: str,
     x_label: str,
     labels: Sequence[str],
-    series: Mapping[str, Sequence[float]],
+    series: Mapping[str, Sequence[float | None]],
     *,
     stacked: bool = False,
     options: Mapping[str, Any] | None = None,
@@ -49,12 +49,12 @@ def chart(
 
 
 def bar_chart(
-    label: str, x_label: str, labels: Sequence[str], series: Mapping[str, Sequence[float]], *, stacked: bool = False
+    label: str, x_label: str, labels: Sequence[str], series: Mapping[str, Sequence[float | None]], *, stacked: bool = False
 ) -> dict[str, Any]:
     return chart("bar", label, x_label, labels, series, stacked=stacked)
 
 
 def line_chart(
-    label: str, x_label: str, labels: Sequence[str], series: Mapping[str, Sequence[float]]
+    label: str, x_label: str, labels: Sequence[str], series: Mapping[str, Sequence[float | None]]
 ) -> dict[str, Any]:
     return chart("line", label, x_label, labels, series)
