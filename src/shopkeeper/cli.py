@@ -266,6 +266,10 @@ def demo(
         with Progress(*columns, console=err, transient=True, refresh_per_second=4) as progress:
             task = progress.add_task("writing events", total=shop.event_count)
             stats = write_shop(db, workspace.id, shop, on_progress=lambda n: progress.advance(task, n))
+        from shopkeeper.demo.extras import add_extras
+
+        with err.status("topics, templates, segments, scores, journeys, customers writing in…"):
+            extras = add_extras(db, workspace.id, clock.now())
         seconds = time.perf_counter() - started
         last_day = shop.window.end - timedelta(days=1)
         console.print(
@@ -279,6 +283,11 @@ def demo(
             highlight=False,
         )
         console.print(f"stored     {stats.stored:,} new, {stats.duplicates:,} already there, in {seconds:.1f} s")
+        console.print(
+            f"segments   {', '.join(extras.segments)}; scores for {extras.scored:,} buyers; "
+            f"journeys {', '.join(extras.journeys) or 'as before'}; {extras.messages} customers wrote in",
+            highlight=False,
+        )
         console.print(f"workspace  {workspace.id}  ({workspace.slug})", highlight=False)
         if workspace.created:
             console.print(f"write key  {workspace.write_key}", highlight=False)
