@@ -171,3 +171,51 @@ def datasets(draw: st.DrawFn) -> RefData:
         scores[(cid, "p_alive")] = (draw(st.sampled_from([0.5, 0.25, 0.0])), None)
         scores[(cid, "clv_tier")] = (None, draw(st.sampled_from(["high", "low", "medium"])))
     return RefData(customers, events, list(subs.values()), members, scores)
+
+
+@st.composite
+def _window(draw: st.DrawFn, *, required: bool) -> dict[str, Any]:
+    kinds = ["within", "since"] if required else ["none", "within", "since"]
+    kind = draw(st.sampled_from(kinds))
+    if kind == "within":
+        return {"within_days": draw(st.integers(1, 60))}
+    if kind == "since":
+        return {"since": (NOW - timedelta(days=draw(st.integers(0, 70)))).date().isoformat()}
+    return {}
+
+
+@st.composite
+def lapses(draw: st.DrawFn) -> dict[str, Any]:
+    """Performed X (n times, in a window) but not since Y — an `and` holding an event count that
+    is at least one and a "none since" of the same event and `where`, in each way the language
+    can say either, beside other conditions; sometimes with the `where` or the name differing
+    (then it must not be compiled as one)."""
+    name = draw(st.sampled_from(EVENT_NAMES))
+    where = draw(st.lists(filters("property", PROPERTY_KEYS), max_size=1))
+    op, count = draw(st.sampled_from([("gte", 1), ("gte", 2), ("gt", 0), ("gt", 1), ("eq", 1), ("eq", 2)]))
+    performed = {"event": {"name": name, "op": op, "count": count, "where": where} | draw(_window(required=False))}
+    if draw(st.integers(0, 5)) == 0:
+        name = draw(st.sampled_from(EVENT_NAMES))
+    if draw(st.integers(0, 5)) == 0:
+        where = draw(st.lists(filters("property", PROPERTY_KEYS), max_size=1))
+    body = {"name": name, "where": where} | draw(_window(required=True))
+    absent = draw(
+        st.sampled_from(
+            [
+                {"not_performed": body},
+                {"not": {"event": body}},
+                {"not": {"event": body | {"op": "gt", "count": 0}}},
+                {"event": body | {"op": "eq", "count": 0}},
+                {"event": body | {"op": "lt", "count": 1}},
+                {"event": body | {"op": "lte", "count": 0}},
+            ]
+        )
+    )
+    items = [performed, absent, *draw(st.lists(leaves(), max_size=2))]
+    node: dict[str, Any] = {"and": draw(st.permutations(items))}
+    wrap = draw(st.sampled_from(["none", "not", "or"]))
+    if wrap == "not":
+        return {"not": node}
+    if wrap == "or":
+        return {"or": [node, draw(leaves())]}
+    return node

@@ -9,6 +9,7 @@ import sqlite3
 from pathlib import Path
 
 from sqlalchemy import create_engine, event
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
 
 from shopkeeper.bench.segments import SEGMENTS
@@ -72,3 +73,21 @@ def test_real_time_evaluation_reads_events_by_customer_on_sqlite(sqlite_template
             assert any("ix_events_name_time_customer" in line for line in plan), plan
     finally:
         engine.dispose()
+
+
+def test_bought_before_but_not_since_is_one_pass_over_the_purchases(sqlite_template: Path, tmp_path: Path) -> None:
+    """`lapsed_buyers` at 1M customers read 800,000 purchases into one list and 263,000 into
+    another, then probed both for every customer; one grouped pass reads them once."""
+    query = SegmentQuery(parse(SEGMENTS["lapsed_buyers"][1]), "ws_x")
+    sql = str(query.statement.compile(dialect=sqlite.dialect()))
+    assert sql.count("FROM events") == 1 and "max(events.timestamp) <" in sql, sql
+    path = tmp_path / "plans.db"
+    shutil.copyfile(sqlite_template, path)
+    engine = create_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as conn:
+            plan = _plan(conn, query.statement, query.params(NOW))
+    finally:
+        engine.dispose()
+    reads = [line for line in plan if " events " in f" {line} "]
+    assert len(reads) == 1 and "COVERING INDEX ix_events_name_time_customer" in reads[0], plan
