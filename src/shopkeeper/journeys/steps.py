@@ -38,6 +38,10 @@ class StepFailed(Exception):
     """The step cannot be done as defined (a template archived, an endpoint deleted): the run
     fails with this reason instead of retrying for ever."""
 
+    # The step that failed (set by `advance`): the run's own step_id is rolled back with the
+    # savepoint to where the round found it, which may be an earlier step.
+    step_id: str | None = None
+
 
 def bucket(*parts: str) -> float:
     """A stable number in [0, 100) for these parts: the same customer always lands in the same
@@ -46,20 +50,27 @@ def bucket(*parts: str) -> float:
     return int.from_bytes(digest[:8], "big") / 2**64 * 100
 
 
+# Where `log_step` puts its rows while the executor holds them for one multi-row insert.
+LOG_BUFFER = "journey_step_rows"
+
+
 def log_step(session: Session, run: JourneyRun, step_id: str, outcome: str, now: datetime, **detail: Any) -> None:
-    session.add(
-        JourneyStep(
-            id=new_id("jst"),
-            workspace_id=run.workspace_id,
-            journey_id=run.journey_id,
-            run_id=run.id,
-            customer_id=run.customer_id,
-            step_id=step_id,
-            outcome=outcome,
-            detail=detail,
-            at=now,
-        )
-    )
+    row = {
+        "id": new_id("jst"),
+        "workspace_id": run.workspace_id,
+        "journey_id": run.journey_id,
+        "run_id": run.id,
+        "customer_id": run.customer_id,
+        "step_id": step_id,
+        "outcome": outcome,
+        "detail": detail,
+        "at": now,
+    }
+    rows: list[dict[str, Any]] | None = session.info.get(LOG_BUFFER)
+    if rows is not None:  # inside executor.run_due: written with the round, in its transaction
+        rows.append(row)
+    else:
+        session.add(JourneyStep(**row))
 
 
 def finish(run: JourneyRun, state: str, now: datetime, reason: str | None = None) -> None:
@@ -419,7 +430,11 @@ def advance(ctx: Context, run: JourneyRun) -> int:
         if step is None:
             finish(run, "failed", ctx.now, f"step {run.step_id!r} is not in version {run.version}")
             break
-        target = _step(ctx, run, step)
+        try:
+            target = _step(ctx, run, step)
+        except StepFailed as exc:
+            exc.step_id = step.id
+            raise
         done += 1
         run.steps_taken += 1
         run.updated_at = ctx.now
