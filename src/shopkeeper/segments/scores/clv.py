@@ -8,6 +8,16 @@
 3. Per buyer: `p_alive`, `churn_risk` = 1 − p_alive, `expected_purchases_90d`, `clv` (the
    next 12 months of expected purchases × expected value, discounted monthly) and `clv_tier`
    (top 20% "high", next 30% "medium", the rest "low").
+
+When the data cannot carry a model (`bgnbd.ModelDataError`), the run records why and falls back:
+- BG/NBD not identified (fewer than 20 buyers or 5 repeat buyers, nobody bought twice, every
+  first purchase today): no CLV, P(alive), churn or expected-purchase scores — none is better
+  than invented ones; the previous ones are removed, as on every run;
+- Gamma-Gamma not identified (fewer than 5 repeat buyers with a positive spend), or fitted with
+  q ≤ 1 (no finite mean spend): each repeat buyer's own mean spend, and for one-time buyers the
+  mean of those;
+- no spend at all (every repeat purchase's amount zero or missing): P(alive), churn risk and
+  expected purchases are scored; CLV and its tier are not.
 """
 
 from __future__ import annotations
@@ -23,7 +33,7 @@ from sqlalchemy.orm import Session
 from shopkeeper.segments.compiler import customers, events
 from shopkeeper.segments.dialect import day_number, json_number
 from shopkeeper.segments.scores import store
-from shopkeeper.segments.scores.bgnbd import Array, BgNbd, GammaGamma, fit_bgnbd, fit_gamma_gamma
+from shopkeeper.segments.scores.bgnbd import Array, BgNbd, GammaGamma, ModelDataError, fit_bgnbd, fit_gamma_gamma
 
 NAMES = ("clv", "clv_tier", "p_alive", "churn_risk", "expected_purchases_90d")
 WEEK = 7.0
@@ -111,14 +121,15 @@ def lifetime_value(model: BgNbd, spend: Array, s: Summary) -> Array:
 
 
 def tiers(values: Array) -> list[str]:
-    """Top 20% high, next 30% medium, the rest low (by rank; ties share the better tier)."""
-    order = np.argsort(-values, kind="stable")
+    """Top 20% high, next 30% medium, the rest low, by rank — equal values share the better
+    tier (a customer's tier never depends on the order of customers it ties with)."""
     n = len(values)
-    labels = ["low"] * n
-    for rank, i in enumerate(order):
-        share = rank / n
-        labels[i] = "high" if share < 0.2 else "medium" if share < 0.5 else "low"
-    return labels
+    if n == 0:
+        return []
+    # how many customers are worth strictly more: the rank shared by everyone at that value
+    ahead = np.searchsorted(np.sort(-values), -values, side="left")
+    share = ahead / n
+    return [str(t) for t in np.where(share < 0.2, "high", np.where(share < 0.5, "medium", "low"))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,21 +153,34 @@ def compute(
     s = purchase_summary(session, workspace_id, now, purchase_event=purchase_event, amount_property=amount_property)
     store.replace(session, workspace_id, NAMES)
     repeat = int((s.x > 0).sum())
-    if len(s.x) < 20 or repeat < 5:
-        note = f"not enough purchase history to fit (buyers {len(s.x)}, repeat buyers {repeat}); no CLV scores"
-        store.record_run(session, workspace_id, "clv", {}, {"note": note}, len(s.x), now)
-        return ClvReport(len(s.x), repeat, None, None, note)
-    model = fit_bgnbd(s.x, s.t_x, s.T)
-    spend_model: GammaGamma | None
+    try:
+        model = fit_bgnbd(s.x, s.t_x, s.T)
+    except ModelDataError as exc:
+        refused = f"no CLV scores: {exc}"
+        store.record_run(session, workspace_id, "clv", {}, {"note": refused}, len(s.x), now)
+        return ClvReport(len(s.x), repeat, None, None, refused)
+    notes: list[str] = []
+    if model.at_bound:
+        notes.append(f"BG/NBD: {', '.join(model.at_bound)} at the edge of the search (no variation of that kind)")
+    spend_model: GammaGamma | None = None
     try:
         spend_model = fit_gamma_gamma(s.x, s.zbar)
-    except ValueError:
-        spend_model = None
-    mean_spend = float(s.zbar[s.x > 0].mean()) if repeat else 0.0
+    except ModelDataError as exc:
+        notes.append(str(exc))
+    has_spend = bool((s.zbar[s.x > 0] > 0).any())
     if spend_model is not None and np.isfinite(spend_model.population_mean):
         spend = spend_model.expected_value(s.x, s.zbar, spend_model.population_mean)
     else:
+        if spend_model is not None:
+            notes.append(f"Gamma-Gamma: q = {spend_model.q:.3g} ≤ 1 gives no finite mean spend")
+        if has_spend:
+            notes.append("spend: each repeat buyer's own mean, one-time buyers the mean of those")
+        mean_spend = float(s.zbar[s.x > 0].mean())
         spend = np.where(s.x > 0, s.zbar, mean_spend)
+    # Refunds can make a mean negative; nobody is worth less than nothing to the shop's plans.
+    spend = np.maximum(spend, 0.0)
+    if not has_spend:
+        notes.append(f"no clv or clv_tier scores: no repeat purchase has a positive {amount_property!r}")
     alive = model.p_alive(s.x, s.t_x, s.T)
     next_90 = model.expected_purchases(90 / WEEK, s.x, s.t_x, s.T)
     value = lifetime_value(model, spend, s)
@@ -164,21 +188,22 @@ def compute(
     rows: list[dict[str, Any]] = []
     for i, customer_id in enumerate(s.customer_ids):
         base = {"customer_id": customer_id, "workspace_id": workspace_id, "computed_at": now}
-        rows.append({**base, "name": "clv", "value": round(float(value[i]), 4), "label": None})
-        rows.append({**base, "name": "clv_tier", "value": None, "label": labels[i]})
+        if has_spend:
+            rows.append({**base, "name": "clv", "value": round(float(value[i]), 4), "label": None})
+            rows.append({**base, "name": "clv_tier", "value": None, "label": labels[i]})
         rows.append({**base, "name": "p_alive", "value": round(float(alive[i]), 6), "label": None})
         rows.append({**base, "name": "churn_risk", "value": round(1 - float(alive[i]), 6), "label": None})
         rows.append({**base, "name": "expected_purchases_90d", "value": round(float(next_90[i]), 6), "label": None})
     store.insert_rows(session, rows)
     bg = asdict(model)
     gg = asdict(spend_model) if spend_model is not None else None
+    stats: dict[str, Any] = {"buyers": len(s.x), "repeat_buyers": repeat}
+    if has_spend:
+        stats["mean_clv"] = float(value.mean())
+    note = "; ".join(notes) or None
+    if note:
+        stats["note"] = note
     store.record_run(
-        session,
-        workspace_id,
-        "clv",
-        {"bgnbd": bg, "gamma_gamma": gg, "unit": "week"},
-        {"buyers": len(s.x), "repeat_buyers": repeat, "mean_clv": float(value.mean())},
-        len(s.x),
-        now,
+        session, workspace_id, "clv", {"bgnbd": bg, "gamma_gamma": gg, "unit": "week"}, stats, len(s.x), now
     )
-    return ClvReport(len(s.x), repeat, bg, gg)
+    return ClvReport(len(s.x), repeat, bg, gg, note)
