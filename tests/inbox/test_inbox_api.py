@@ -111,6 +111,9 @@ def test_an_agent_works_a_conversation_through_the_api(
         app_client.patch(f"/api/v1/conversations/{cid}", headers=h, json={"priority": "urgent"}).json()["priority"]
         == "urgent"
     )
+    urgent = app_client.get("/api/v1/conversations", headers=h, params={"priority": "urgent"}).json()["data"]
+    assert [c["id"] for c in urgent] == [cid]
+    assert app_client.get("/api/v1/conversations", headers=h, params={"priority": "meh"}).status_code == 400
     agents = app_client.get("/api/v1/agents", headers=h).json()
     assert [(a["id"], a["open_conversations"]) for a in agents] == [(agent, 1)]
 

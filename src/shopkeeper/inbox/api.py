@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import StreamingResponse
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from shopkeeper import clock
@@ -21,10 +21,9 @@ from shopkeeper.db.scoping import by_key, get_scoped, scoped
 from shopkeeper.deps import Caller, RuntimeDep
 from shopkeeper.errors import Conflict, Invalid, NotFound
 from shopkeeper.ids import new_id
-from shopkeeper.inbox import canned, conversations, csat, reviews, routing, sla
+from shopkeeper.inbox import canned, conversations, csat, listing, reviews, routing, sla
 from shopkeeper.inbox.hours import BusinessHours
 from shopkeeper.inbox.models import (
-    STATUSES,
     CannedReply,
     Conversation,
     ConversationEvent,
@@ -58,9 +57,9 @@ from shopkeeper.inbox.schemas import (
     ThreadOut,
 )
 from shopkeeper.inbox.settings import InboxSettings
-from shopkeeper.inbox.stream import StreamFilter, events
+from shopkeeper.inbox.stream import StreamFilter, events, poll_seconds, resume_after
 from shopkeeper.messaging.models import Interaction
-from shopkeeper.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_time_cursor, encode_cursor
+from shopkeeper.pagination import DEFAULT_LIMIT, MAX_LIMIT
 
 router = APIRouter(prefix="/api/v1", tags=["inbox"])
 Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT)]
@@ -90,6 +89,7 @@ def list_conversations(
     assignee_id: Annotated[str | None, Query(description="a user id, or `none` for unassigned")] = None,
     intent: str | None = None,
     sentiment: str | None = None,
+    priority: Annotated[str | None, Query(description="low, normal, high, urgent")] = None,
     sla_state: Annotated[str | None, Query(description="breached, due_soon, ok, none")] = None,
     tag: str | None = None,
     customer_id: str | None = None,
@@ -97,55 +97,21 @@ def list_conversations(
     limit: Limit = DEFAULT_LIMIT,
 ) -> ConversationPage:
     now = clock.now()
-    for value in status or []:
-        if value not in STATUSES:
-            raise Invalid(f"status: one of {', '.join(STATUSES)}", field="status")
-    if sla_state is not None and sla_state not in sla.STATES:
-        raise Invalid(f"sla_state: one of {', '.join(sla.STATES)}", field="sla_state")
+    filters = listing.Filters(
+        status=status or (),
+        channel=channel,
+        team=team,
+        assignee_id=assignee_id,
+        intent=intent,
+        sentiment=sentiment,
+        priority=priority,
+        sla_state=sla_state,
+        tag=tag,
+        customer_id=customer_id,
+    )
     with runtime.db.session() as session:
-        query = scoped(Conversation, caller.workspace_id)
-        if status:
-            query = query.where(Conversation.status.in_(status))
-        if channel:
-            query = query.where(Conversation.channel == channel)
-        if team:
-            query = query.where(
-                Conversation.team_id == conversations.team_by_key(session, caller.workspace_id, team, "team").id
-            )
-        if assignee_id == "none":
-            query = query.where(Conversation.assignee_id.is_(None))
-        elif assignee_id:
-            query = query.where(Conversation.assignee_id == assignee_id)
-        if intent:
-            query = query.where(Conversation.intent == intent)
-        if sentiment:
-            query = query.where(Conversation.sentiment == sentiment)
-        if customer_id:
-            query = query.where(Conversation.customer_id == customer_id)
-        if sla_state == "breached":
-            query = query.where(Conversation.status != "resolved", Conversation.sla_breached != [])
-        elif sla_state == "due_soon":
-            query = query.where(Conversation.next_due_at <= now + sla.DUE_SOON, Conversation.next_due_at > now)
-        elif sla_state == "ok":
-            query = query.where(Conversation.next_due_at > now + sla.DUE_SOON)
-        elif sla_state == "none":
-            query = query.where(Conversation.next_due_at.is_(None))
-        if cursor:
-            at, id_ = decode_time_cursor(cursor)
-            query = query.where(
-                or_(Conversation.last_message_at < at, (Conversation.last_message_at == at) & (Conversation.id < id_))
-            )
-        query = query.order_by(Conversation.last_message_at.desc(), Conversation.id.desc())
-        # Tags live in a JSON list: filtered here, on a page fetched generously.
-        rows = list(session.scalars(query.limit(limit + 1 if not tag else MAX_LIMIT * 4)))
-        if tag:
-            rows = [r for r in rows if tag in (r.tags or [])][: limit + 1]
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return ConversationPage(
-            data=[_out(r, now) for r in rows],
-            next_cursor=encode_cursor(rows[-1].last_message_at, rows[-1].id) if more and rows else None,
-        )
+        rows, next_cursor = listing.page(session, caller.workspace_id, filters, cursor=cursor, limit=limit, now=now)
+        return ConversationPage(data=[_out(r, now) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/conversations/{conversation_id}", summary="A thread: messages, notes and events, with the 360° view")
@@ -307,18 +273,12 @@ async def stream(
     after: Annotated[int | None, Query(ge=0, description="replay events after this id")] = None,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
-    start = after
-    if last_event_id is not None:
-        if not last_event_id.strip().isdigit():
-            raise Invalid("Last-Event-ID: an event id from this stream", field="Last-Event-ID")
-        start = int(last_event_id)
-    poll = 2.0 if runtime.db.dialect == "postgresql" else 0.5
     body = events(
         runtime.db,
         caller.workspace_id,
-        start,
+        resume_after(after, last_event_id),
         StreamFilter(conversation_id, assignee_id),
-        poll_seconds=poll,
+        poll_seconds=poll_seconds(runtime.db),
         disconnected=request.is_disconnected,
     )
     return StreamingResponse(

@@ -22,6 +22,7 @@ from sqlalchemy import func, select
 from starlette.concurrency import run_in_threadpool
 
 from shopkeeper.db.session import Database
+from shopkeeper.errors import Invalid
 from shopkeeper.inbox.live import hub
 from shopkeeper.inbox.models import ConversationEvent
 from shopkeeper.inbox.schemas import EventOut
@@ -65,9 +66,26 @@ def _wanted(event: EventOut, wanted: StreamFilter) -> bool:
     return True
 
 
-def frame(event: EventOut) -> bytes:
+def frame(event: EventOut, named: bool = True) -> bytes:
+    """`named`: the event's kind as the SSE event name (API clients pick kinds); without it every
+    event is a plain `message`, which one EventSource handler receives (the web inbox)."""
     data = orjson.dumps(event.model_dump(mode="json")).decode()
-    return f"id: {event.seq}\nevent: {event.kind}\ndata: {data}\n\n".encode()
+    name = f"event: {event.kind}\n" if named else ""
+    return f"id: {event.seq}\n{name}data: {data}\n\n".encode()
+
+
+def resume_after(after: int | None, last_event_id: str | None) -> int | None:
+    """Where a stream starts: after `Last-Event-ID` (a reconnecting EventSource), else `after`."""
+    if last_event_id is None:
+        return after
+    if not last_event_id.strip().isdigit():
+        raise Invalid("Last-Event-ID: an event id from this stream", field="Last-Event-ID")
+    return int(last_event_id)
+
+
+def poll_seconds(db: Database) -> float:
+    """How often a stream looks for events committed by other processes."""
+    return 2.0 if db.dialect == "postgresql" else 0.5
 
 
 async def events(
@@ -78,6 +96,7 @@ async def events(
     *,
     poll_seconds: float,
     disconnected: Callable[[], Awaitable[bool]] | None = None,
+    named: bool = True,
 ) -> AsyncIterator[bytes]:
     """`disconnected` is checked each round: the server writes only when there is something to
     say, so without it a client that hung up would hold its stream until the next heartbeat."""
@@ -98,7 +117,7 @@ async def events(
                 sent[event.seq] = now
                 cursor = max(cursor, event.seq)
                 if _wanted(event, wanted):
-                    yield frame(event)
+                    yield frame(event, named)
                     last_write = now
             # The floor trails the cursor by what was sent within the late-commit window.
             recent = [seq for seq, at in sent.items() if now - at < LATE_COMMIT_SECONDS]
