@@ -218,7 +218,7 @@ def add_extras(db: Database, workspace_id: str, now: datetime, *, seed: int = 7)
                     workspace_id,
                     key=key,
                     name=name,
-                    description=None,
+                    description="",
                     purpose="marketing",
                     conditions=conditions,
                     actor=ACTOR,
