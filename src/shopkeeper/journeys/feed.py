@@ -60,6 +60,9 @@ class Watch:
     names: set[str] = field(default_factory=set)
     # journey id → every version a live run may still be on
     versions: dict[str, dict[int, d.Definition]] = field(default_factory=dict)
+    # What a run already inside reacts to (exits, goals, waits for an event): only events of
+    # these names look up the customer's runs.
+    run_names: set[str] = field(default_factory=set)
     built: float = 0.0
 
 
@@ -95,6 +98,7 @@ def build_watch(session: Session, workspace_id: str) -> Watch:
         watch.versions[journey.id] = versions
         for definition in versions.values():
             watch.names |= definition.event_names()
+            watch.run_names |= _run_names(definition)
         if journey.status == "active" and journey.live_version is not None:
             live = versions[journey.live_version]
             name = _entry_name(live.trigger)
@@ -102,6 +106,16 @@ def build_watch(session: Session, workspace_id: str) -> Watch:
                 watch.entries.setdefault(name, []).append((journey, live))
                 watch.names.add(name)
     return watch
+
+
+def _run_names(definition: d.Definition) -> set[str]:
+    names = {m.name for m in definition.exits}
+    if definition.goal is not None:
+        names.add(definition.goal.event.name)
+    for step in definition.steps.values():
+        if isinstance(step.config, d.Wait) and step.config.until_event is not None:
+            names.add(step.config.until_event.name)
+    return names
 
 
 def _match(match: d.EventMatch, event: FeedEvent, now: datetime) -> bool:
@@ -131,11 +145,15 @@ def apply(session: Session, watch: Watch, events: Sequence[FeedEvent], now: date
     for event in events:
         if event.name in watch.names:
             by_customer.setdefault(event.customer_id, []).append(event)
+    known = _already_entered(session, watch, [e for mine in by_customer.values() for e in mine])
     for customer_id, mine in by_customer.items():
         mine.sort(key=lambda e: (e.timestamp, e.id))
         for event in mine:
-            _existing_runs(session, watch, event, now, report)
+            if event.name in watch.run_names:
+                _existing_runs(session, watch, event, now, report)
             for journey, definition in watch.entries.get(event.name, []):
+                if (journey.id, f"event:{event.id}") in known:
+                    continue  # seen before (the sweep re-reads what the fast path did)
                 if _enters(definition.trigger, event, now):
                     entered = enter(
                         session,
@@ -148,6 +166,24 @@ def apply(session: Session, watch: Watch, events: Sequence[FeedEvent], now: date
                     if entered.reason == "entered":
                         report.entered += 1
     return report
+
+
+def _already_entered(session: Session, watch: Watch, events: Sequence[FeedEvent]) -> set[tuple[str, str]]:
+    """(journey, entry key) of these events' entries that exist already, in one query per chunk:
+    the sweep re-reads a minute of events each time, nearly all of them entered already."""
+    keys = [f"event:{e.id}" for e in events if e.name in watch.entries]
+    if not keys:
+        return set()
+    journey_ids = {journey.id for pairs in watch.entries.values() for journey, _ in pairs}
+    found: set[tuple[str, str]] = set()
+    for start in range(0, len(keys), _CHUNK):
+        rows = session.execute(
+            select(JourneyRun.journey_id, JourneyRun.entry_key).where(
+                JourneyRun.journey_id.in_(journey_ids), JourneyRun.entry_key.in_(keys[start : start + _CHUNK])
+            )
+        )
+        found.update((journey_id, key) for journey_id, key in rows)
+    return found
 
 
 def _existing_runs(session: Session, watch: Watch, event: FeedEvent, now: datetime, report: FeedReport) -> None:
