@@ -744,6 +744,9 @@ def bench_journeys(
     workers: Annotated[int, typer.Option(help="journeys worker processes for the steps/s run")] = 1,
     latency: Annotated[bool, typer.Option("--latency/--no-latency", help="measure event → send decision")] = True,
     steps: Annotated[bool, typer.Option("--steps/--no-steps", help="measure steps/s over --runs runs")] = True,
+    seconds: Annotated[
+        float, typer.Option(help="stop the steps/s run after this many seconds (0: when every run has moved)")
+    ] = 0.0,
     json_path: Annotated[Path | None, typer.Option("--json", help="also write every figure to this file")] = None,
 ) -> None:
     """Journeys: event → send decision latency through a running server (SPEC §11: p99 < 100 ms),
@@ -754,7 +757,7 @@ def bench_journeys(
 
     from shopkeeper.bench.journeys import JourneyOptions, render_journeys, run_journeys_bench
 
-    options = JourneyOptions(database_url, events, rate, connections, runs, batch, workers, latency, steps)
+    options = JourneyOptions(database_url, events, rate, connections, runs, batch, workers, latency, steps, seconds)
     _run(options.validate)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     with Progress(*columns, console=err, transient=True, refresh_per_second=4) as progress:
