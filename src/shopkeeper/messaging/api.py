@@ -17,7 +17,6 @@ from shopkeeper.db.scoping import get_scoped, scoped
 from shopkeeper.deps import Caller, RuntimeDep
 from shopkeeper.errors import Invalid
 from shopkeeper.messaging import provider_service, send_service, template_service, timeline  # noqa: F401
-from shopkeeper.messaging.context import render_context
 from shopkeeper.messaging.models import ChannelProvider, Interaction, Send, Template
 from shopkeeper.messaging.schemas import (
     InteractionOut,
@@ -36,7 +35,7 @@ from shopkeeper.messaging.schemas import (
     TemplatePatch,
     VersionOut,
 )
-from shopkeeper.messaging.templates import TemplateError, compile_content
+from shopkeeper.messaging.templates import compile_content
 from shopkeeper.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_time_cursor, encode_cursor
 
 router = APIRouter(prefix="/api/v1", tags=["messaging"])
@@ -118,33 +117,25 @@ def preview_template(runtime: RuntimeDep, caller: Caller, template_id: str, body
         channels = [body.channel] if body.channel else compiled.channels
         if body.channel and body.channel not in compiled.channels:
             raise Invalid(f"channel: the template has no {body.channel} content", field="channel")
-        customer, ids = profile_ids(session, caller.workspace_id, body.customer_id)
         workspace = session.get(Workspace, caller.workspace_id)
         assert workspace is not None
-        rendered: dict[str, dict[str, str]] = {}
-        errors: dict[str, str] = {}
-        for channel in channels:
-            context = render_context(
-                session,
-                workspace,
-                customer,
-                ids,
-                channel=channel,
-                topic=template.topic,
-                data=body.data,
-                now=now,
-                base_url=runtime.settings.public_url,
-            )
-            try:
-                rendered[channel] = compiled.render(channel, context)
-            except TemplateError as exc:
-                errors[channel] = exc.message
+        shown = template_service.preview(
+            session,
+            workspace,
+            compiled,
+            body.customer_id,
+            channels=channels,
+            topic=template.topic,
+            data=body.data,
+            now=now,
+            base_url=runtime.settings.public_url,
+        )
         return PreviewOut(
             template_id=template.id,
             version=version.version,
-            customer_id=customer.id,
-            rendered=rendered,
-            errors=errors,
+            customer_id=shown.customer.id,
+            rendered=shown.rendered,
+            errors=shown.errors,
         )
 
 

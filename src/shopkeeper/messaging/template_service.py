@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from shopkeeper.auth.models import Workspace
 from shopkeeper.consent.service import topic_by_key
+from shopkeeper.customers.models import Customer
+from shopkeeper.customers.service import profile_ids
 from shopkeeper.db.scoping import get_scoped, scoped
 from shopkeeper.errors import Conflict, Invalid, NotFound
 from shopkeeper.ids import new_id
+from shopkeeper.messaging.context import render_context
 from shopkeeper.messaging.models import Template, TemplateVersion
-from shopkeeper.messaging.templates import CompiledContent, compile_content
+from shopkeeper.messaging.templates import CompiledContent, TemplateError, compile_content
 from shopkeeper.privacy.guard import check_trait_use
 
 KINDS = ("marketing", "transactional")
@@ -160,6 +165,41 @@ def versions(session: Session, workspace_id: str, template_id: str) -> list[Temp
             .order_by(TemplateVersion.version.desc())
         )
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    customer: Customer
+    rendered: dict[str, dict[str, str]]
+    errors: dict[str, str]  # channel → why it cannot render
+
+
+def preview(
+    session: Session,
+    workspace: Workspace,
+    compiled: CompiledContent,
+    customer_id: str,
+    *,
+    channels: Sequence[str],
+    topic: str | None,
+    data: Mapping[str, Any],
+    now: datetime,
+    base_url: str | None,
+) -> Preview:
+    """Renders content (saved or not) for a real customer of the workspace, channel by channel,
+    with what a send would see; a channel that fails to render gives its error instead."""
+    customer, ids = profile_ids(session, workspace.id, customer_id)
+    rendered: dict[str, dict[str, str]] = {}
+    errors: dict[str, str] = {}
+    for channel in channels:
+        context = render_context(
+            session, workspace, customer, ids, channel=channel, topic=topic, data=data, now=now, base_url=base_url
+        )
+        try:
+            rendered[channel] = compiled.render(channel, context)
+        except TemplateError as exc:
+            errors[channel] = exc.message
+    return Preview(customer, rendered, errors)
 
 
 class CompiledCache:
