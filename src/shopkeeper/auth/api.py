@@ -23,7 +23,7 @@ from shopkeeper.auth.schemas import (
     WorkspacePatch,
 )
 from shopkeeper.channels.email.routing import check_claims
-from shopkeeper.db.scoping import get_scoped, scoped
+from shopkeeper.db.scoping import scoped
 from shopkeeper.deps import Caller, RuntimeDep
 from shopkeeper.errors import NotFound
 from shopkeeper.pagination import DEFAULT_LIMIT, MAX_LIMIT, decode_time_cursor, encode_cursor
@@ -107,6 +107,7 @@ def list_users(runtime: RuntimeDep, caller: Caller) -> list[UserOut]:
 @router.post("/users", status_code=201, summary="Add a user")
 def create_user(runtime: RuntimeDep, caller: Caller, body: UserIn) -> UserOut:
     caller.require("admin")
+    service.check_role_grant(caller, body.role)
     now = clock.now()
     with runtime.db.session(write=True) as session:
         user = service.create_user(
@@ -130,17 +131,16 @@ def create_user(runtime: RuntimeDep, caller: Caller, body: UserIn) -> UserOut:
         return UserOut.model_validate(user)
 
 
-@router.patch("/users/{user_id}", summary="Change a user's role, name or availability")
+@router.patch(
+    "/users/{user_id}",
+    summary="Change a user's role, name or availability (the last owner stays an owner; only owners make owners)",
+)
 def patch_user(runtime: RuntimeDep, caller: Caller, user_id: str, body: UserPatch) -> UserOut:
     caller.require("admin")
     now = clock.now()
     with runtime.db.session(write=True) as session:
-        user = get_scoped(session, User, caller.workspace_id, user_id, "user")
-        changes = body.model_dump(exclude_unset=True, exclude_none=True)
-        for field, value in changes.items():
-            setattr(user, field, value)
+        user, changes = service.update_user(session, caller, user_id, body.model_dump(exclude_unset=True))
         service.audit(session, caller, "user.update", subject_type="user", subject_id=user.id, details=changes, now=now)
-        session.flush()
         return UserOut.model_validate(user)
 
 

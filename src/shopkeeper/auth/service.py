@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import secrets
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -16,7 +17,7 @@ from shopkeeper.auth.passwords import hash_password
 from shopkeeper.auth.principal import Principal
 from shopkeeper.customers.normalize import normalise_email
 from shopkeeper.db.scoping import get_scoped, scoped
-from shopkeeper.errors import Conflict, Invalid, NotFound
+from shopkeeper.errors import Conflict, Forbidden, Invalid, NotFound
 from shopkeeper.ids import new_id
 from shopkeeper.privacy.models import DEFAULT_SENSITIVE_TRAITS, SensitiveTrait
 
@@ -130,6 +131,63 @@ def create_user(
     session.add(user)
     session.flush()
     return user
+
+
+def check_role_grant(principal: Principal, role: str) -> None:
+    """Only an owner makes an owner: an admin (or a secret key) cannot raise anyone, itself
+    included, above the admin role."""
+    if role not in ROLES:
+        raise Invalid(f"role: must be one of {', '.join(ROLES)}", field="role")
+    if role == "owner" and principal.role != "owner":
+        raise Forbidden("role: only an owner can make someone an owner", field="role")
+
+
+def update_user(
+    session: Session, principal: Principal, user_id: str, changes: Mapping[str, Any]
+) -> tuple[User, dict[str, Any]]:
+    """Change a user's role, name, availability or whether they are disabled; returns the user and
+    what changed. An owner's role and account are changed only by an owner, and the workspace
+    always keeps one active owner: the last cannot be demoted or disabled (make another user owner
+    first). Nobody disables their own account."""
+    user = get_scoped(session, User, principal.workspace_id, user_id, "user")
+    role = changes.get("role")
+    disabled = changes.get("disabled")
+    if role is not None and role != user.role:
+        check_role_grant(principal, role)
+    if (
+        user.role == "owner"
+        and principal.role != "owner"
+        and ((role is not None and role != "owner") or disabled is True)
+    ):
+        raise Forbidden("only an owner can change or disable an owner", field="role" if role else "disabled")
+    if disabled is True and principal.actor == f"user:{user.id}":
+        raise Invalid("disabled: you cannot disable your own account", field="disabled")
+    leaves_owners = user.role == "owner" and not user.disabled and ((role not in (None, "owner")) or disabled is True)
+    if leaves_owners:
+        # Locked in one order, so two owners demoting each other at once cannot both succeed.
+        owners = session.scalars(
+            select(User.id)
+            .where(User.workspace_id == principal.workspace_id, User.role == "owner", User.disabled.is_(False))
+            .order_by(User.id)
+            .with_for_update()
+        ).all()
+        if not [owner for owner in owners if owner != user.id]:
+            field = "role" if role not in (None, "owner") else "disabled"
+            raise Conflict(
+                f"{field}: {user.email} is the workspace's last owner; make another user owner first", field=field
+            )
+    changed: dict[str, Any] = {}
+    for name in ("role", "name", "available", "disabled"):
+        value = changes.get(name)
+        if value is None:
+            continue
+        if name == "name":
+            value = str(value).strip()[:200]
+        if getattr(user, name) != value:
+            setattr(user, name, value)
+            changed[name] = value
+    session.flush()
+    return user, changed
 
 
 def audit(

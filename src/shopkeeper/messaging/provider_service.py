@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from shopkeeper.channels import installed  # noqa: F401 - providers register themselves
 from shopkeeper.channels.base import ProviderRegistry
 from shopkeeper.db.scoping import get_scoped, scoped
-from shopkeeper.errors import Conflict
+from shopkeeper.errors import Conflict, Invalid
 from shopkeeper.ids import new_id
 from shopkeeper.messaging.models import ChannelProvider
 
@@ -48,7 +48,10 @@ def _keep_secrets(new: Mapping[str, Any], old: Mapping[str, Any]) -> dict[str, A
 
 
 def _validate(channel: str, type_: str, settings: Mapping[str, Any]) -> None:
-    ProviderRegistry.create(channel, type_, settings).close()
+    try:
+        ProviderRegistry.create(channel, type_, settings).close()
+    except (TypeError, ValueError) as exc:  # a provider reading a setting of the wrong type
+        raise Invalid(f"settings: {exc}", field="settings") from None
 
 
 def create_provider(session: Session, workspace_id: str, values: Mapping[str, Any], now: datetime) -> ChannelProvider:
