@@ -57,3 +57,13 @@ def test_an_oversized_admin_body_is_refused(app_client: httpx.Client, workspace:
         headers={**headers, "content-type": "application/json"},
     )
     assert r.status_code == 413 and r.json()["error"]["code"] == "too_large"
+
+
+def test_a_nul_hidden_in_a_url_encoded_form_is_refused(app_client: httpx.Client) -> None:
+    response = app_client.post(
+        "/login",
+        content=b"email=a%00b%40example.com&password=x",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("a form field contains a NUL")
