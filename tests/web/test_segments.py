@@ -345,3 +345,27 @@ def test_members_export_as_csv(app_client: httpx.Client, db: Database, workspace
         ("Cyd", "'=cmd@example.com"),  # never a formula in a spreadsheet
     ]
     assert all(r["customer_id"].startswith("cus") and r["entered_at"] for r in rows)
+
+
+def test_a_segment_being_built_is_watched_until_its_members_show(
+    app_client: httpx.Client, db: Database, workspace: WorkspaceKeys
+) -> None:
+    seed(db, workspace.id)
+    with db.session(write=True) as s:
+        segment_id = service.create(
+            s,
+            workspace.id,
+            key="pros",
+            name="Pros",
+            conditions={"trait": {"key": "plan", "op": "eq", "value": "pro"}},
+            actor="test",
+            now=clock.now(),
+        ).id
+    logged_in(app_client, db, workspace.id, role="viewer")
+    building = app_client.get(f"/segments/{segment_id}")
+    assert 'data-testid="building"' in building.text and 'hx-trigger="every 2s"' in building.text
+    with db.session(write=True) as s:
+        service.refresh(s, service.get(s, workspace.id, segment_id), clock.now())
+    built = app_client.get(f"/segments/{segment_id}")
+    assert 'data-testid="building"' not in built.text and "every 2s" not in built.text
+    assert 'data-testid="member-count">2<' in built.text

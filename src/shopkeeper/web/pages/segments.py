@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, BackgroundTasks, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from sqlalchemy.orm import Session
 
@@ -219,7 +219,7 @@ def new_segment(request: Request, web: Viewer) -> HTMLResponse:
 
 
 @router.post("/segments/new")
-def create_segment(request: Request, web: Viewer, form: Posted) -> Response:
+def create_segment(request: Request, web: Viewer, form: Posted, background: BackgroundTasks) -> Response:
     web.principal.require("marketer")
     meta = _meta(form)
     draft = sf.read(form)
@@ -251,7 +251,7 @@ def create_segment(request: Request, web: Viewer, form: Posted) -> Response:
             segment_id = segment.id
     except ShopkeeperError as exc:
         return _refused(request, web, None, meta, draft, exc)
-    _refresh_quietly(db, web.workspace_id, segment_id)
+    background.add_task(_refresh_quietly, db, web.workspace_id, segment_id)
     return RedirectResponse(f"/segments/{segment_id}", status_code=303)
 
 
@@ -267,8 +267,10 @@ def _refused(
 
 
 def _refresh_quietly(db: Database, workspace_id: str, segment_id: str) -> None:
-    """Build the membership now, so the new version's members show at once; the schedule
-    would do it within a minute anyway, so a failure here is not the save's."""
+    """Build the membership after the answer has gone (at 1M customers a first build takes
+    seconds to a minute), so the new version's members show without waiting for the schedule;
+    the segment's page polls until it is done. The schedule would build it anyway, so a
+    failure here is not the save's."""
     try:
         with db.session(write=True) as s:
             service.refresh(s, service.get(s, workspace_id, segment_id), clock.now())
@@ -351,6 +353,7 @@ def segment_page(request: Request, web: Viewer, segment_id: str, after: str | No
         versions=versions,
         journeys=users,
         definition=_pretty(segment.definition),
+        pending=segment.refresh_due_at is not None and segment.archived_at is None,
         can_edit=can_edit(web),
     )
 
@@ -377,7 +380,7 @@ def edit_segment(request: Request, web: Viewer, segment_id: str) -> HTMLResponse
 
 
 @router.post("/segments/{segment_id}/edit")
-def save_segment(request: Request, web: Viewer, segment_id: str, form: Posted) -> Response:
+def save_segment(request: Request, web: Viewer, segment_id: str, form: Posted, background: BackgroundTasks) -> Response:
     web.principal.require("marketer")
     db = _db(request)
     with db.session() as s:
@@ -413,7 +416,7 @@ def save_segment(request: Request, web: Viewer, segment_id: str, form: Posted) -
     except ShopkeeperError as exc:
         return _refused(request, web, segment, meta, draft, exc)
     if changed:
-        _refresh_quietly(db, web.workspace_id, segment_id)
+        background.add_task(_refresh_quietly, db, web.workspace_id, segment_id)
     return RedirectResponse(f"/segments/{segment_id}", status_code=303)
 
 
