@@ -49,7 +49,12 @@ def chart(
 
 
 def bar_chart(
-    label: str, x_label: str, labels: Sequence[str], series: Mapping[str, Sequence[float | None]], *, stacked: bool = False
+    label: str,
+    x_label: str,
+    labels: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    *,
+    stacked: bool = False,
 ) -> dict[str, Any]:
     return chart("bar", label, x_label, labels, series, stacked=stacked)
 
