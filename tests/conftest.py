@@ -78,17 +78,27 @@ class TestDatabase:
         return self.db.dialect
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+def _fresh_database(request: pytest.FixtureRequest, directory: Path) -> str:
     if request.param == "sqlite":
         template: Path = request.getfixturevalue("sqlite_template")
-        target = tmp_path / "shopkeeper.db"
+        target = directory / "shopkeeper.db"
         shutil.copyfile(template, target)
-        yield f"sqlite:///{target}"
-    else:
-        url: str = request.getfixturevalue("pg_database")
-        _truncate_all(url)
-        yield url
+        return f"sqlite:///{target}"
+    url: str = request.getfixturevalue("pg_database")
+    _truncate_all(url)
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return _fresh_database(request, tmp_path)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def module_db_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One empty database for a whole test module, for modules whose tests share one live server
+    (`shared_live_server`): each test works in its own workspace, as tenants do."""
+    return _fresh_database(request, tmp_path_factory.mktemp("module-db"))
 
 
 @pytest.fixture
@@ -201,6 +211,18 @@ def start_server(db_url: str, log: Path, **env: str) -> LiveServer:
 @pytest.fixture
 def live_server(db_url: str, db: Database, tmp_path: Path) -> Iterator[LiveServer]:
     server = start_server(db_url, tmp_path / "server.log")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def shared_live_server(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """One `shopkeeper serve` for a whole module (starting one costs seconds of CPU). A module opts
+    in by overriding `db_url` with `module_db_url` and `live_server` with this; it suits tests
+    that each make their own workspace and look only at it."""
+    server = start_server(module_db_url, tmp_path_factory.mktemp("server") / "server.log")
     try:
         yield server
     finally:

@@ -33,6 +33,17 @@ from tests.consent.html_form import parse
 BROWSER = "Mozilla/5.0 (test; no JavaScript)"
 
 
+@pytest.fixture
+def db_url(module_db_url: str) -> str:
+    """The tests here share one database and one server, each in a workspace of its own."""
+    return module_db_url
+
+
+@pytest.fixture
+def live_server(shared_live_server: LiveServer) -> LiveServer:
+    return shared_live_server
+
+
 @dataclass
 class Shop:
     ws: str

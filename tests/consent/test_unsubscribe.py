@@ -22,6 +22,17 @@ from tests.consent.html_form import parse, title
 MAIL_CLIENT = "ExampleMail/1.0 (one-click)"
 
 
+@pytest.fixture
+def db_url(module_db_url: str) -> str:
+    """The tests here share one database and one server, each in a workspace of its own."""
+    return module_db_url
+
+
+@pytest.fixture
+def live_server(shared_live_server: LiveServer) -> LiveServer:
+    return shared_live_server
+
+
 @dataclass
 class Shop:
     ws: str
