@@ -22,6 +22,7 @@ from shopkeeper.messaging.models import Template
 from tests.conftest import WorkspaceKeys
 from tests.consent.factories import make_customer
 from tests.journeys.factories import make_journey, runs, sends, trace
+from tests.journeys.test_feed_sweep import statements
 from tests.messaging.factories import make_template
 
 API = {"type": "api"}
@@ -175,9 +176,45 @@ def test_an_unexpected_error_drops_that_runs_rows_and_retries_it_later(
     assert sorted(step for step, _ in trace(db, bob)) == ["end", "entry", "hello", "split"]
     (row,) = [r for r in runs(db, journey) if r.id == ann]
     assert row.state == "active" and row.step_id == "split" and row.context["errors"] == 1
+    assert "variants" not in row.context and row.steps_taken == 0  # the split went with the savepoint
 
     monkeypatch.setattr(steps.send_service, "enqueue", real)
     with db.session(write=True) as s:
         assert executor.run_due(s, clock.now() + timedelta(minutes=5)).runs == 1
     assert sorted(step for step, _ in trace(db, ann)) == ["end", "entry", "hello", "split"]
     assert len(sends(db, journey)) == 2
+
+
+def test_a_run_is_written_once_a_round_however_many_steps_it_takes(db: Database, shop: WorkspaceKeys) -> None:
+    definition = {
+        "trigger": API,
+        "steps": [
+            {"id": "split", "type": "split", "variants": [{"name": "a", "next": "tag"}, {"name": "b", "next": "tag"}]},
+            {"id": "tag", "type": "update_trait", "traits": {"stage": "welcomed"}},
+            {
+                "id": "check",
+                "type": "branch",
+                "cases": [{"condition": {"trait": {"key": "stage", "op": "eq", "value": "welcomed"}}, "next": "hello"}],
+                "else": "end",
+            },
+            {"id": "hello", "type": "send", "channel": "email", "template": "welcome"},
+            {"id": "later", "type": "wait", "duration": "1h"},
+        ],
+    }
+    journey = make_journey(db, shop.id, definition)
+    run_ids = [
+        enter(db, journey, make_customer(db, shop.id, f"c{n}", email=f"c{n}@example.com"), f"k{n}") for n in range(3)
+    ]
+    with statements(db) as seen:
+        report = round_(db)
+    assert report.steps == 15
+    assert len([sql for sql in seen if sql.startswith("UPDATE journey_runs")]) == 3
+    # And what was written is the whole of each run's new position.
+    for run in runs(db, journey):
+        assert run.id in run_ids
+        assert run.step_id == "later" and run.steps_taken == 5 and run.state == "active"
+        assert run.context["wait"] == "later" and run.context["variants"]["split"] in ("a", "b")
+        assert set(run.context["sends"]) == {"hello"}
+        assert run.next_run_at is not None and run.next_run_at > clock.now()
+    # The branch saw the trait the step before it set (its customer flushed, not held back).
+    assert {step for run_id in run_ids for step, outcome in trace(db, run_id) if outcome == "case:0"} == {"check"}

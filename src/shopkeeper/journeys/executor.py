@@ -94,12 +94,14 @@ def run_due(session: Session, now: datetime, *, limit: int = 200) -> RoundReport
                     report.steps += advance(ctx, run)
             except StepFailed as exc:
                 del rows[mark:]  # rolled back with the savepoint
+                session.expire(run)  # and so is the run: read it again as the round found it
                 step_id = exc.step_id or run.step_id or "?"
                 log_step(session, run, step_id, "failed", now, reason=str(exc))
                 finish(run, "failed", now, str(exc)[:300])
                 report.failed += 1
             except Exception as exc:  # a bug or a lost connection: this run only, retried later
                 del rows[mark:]
+                session.expire(run)
                 log.exception("journeys: run %s failed at step %s", run.id, run.step_id)
                 errors = int(run.context.get("errors", 0)) + 1
                 run.context = {**run.context, "errors": errors}

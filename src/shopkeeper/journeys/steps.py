@@ -15,8 +15,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 
 from shopkeeper.auth.models import Workspace
 from shopkeeper.customers.models import Customer
@@ -419,9 +420,31 @@ def _step(ctx: Context, run: JourneyRun, step: d.Step) -> str | None:
     return step.next
 
 
+def _hold(run: JourneyRun, held: set[str]) -> None:
+    """Keep the run's changes so far out of the flushes that the next step's queries cause.
+
+    Every step moves the run, and every query of the next step (a customer, a template, a
+    segment condition) flushes what is pending, so a five-step round wrote the run five times.
+    Its changes are marked clean here and written once when it stops (`_release`). No step
+    reads journey_runs, so nothing needs them flushed sooner. If a step raises, the caller
+    must expire the run: its savepoint rolled back changes the session no longer tracks.
+    """
+    state = inspect(run)
+    for key in list(state.committed_state):
+        held.add(key)
+        set_committed_value(run, key, getattr(run, key))
+
+
+def _release(run: JourneyRun, held: set[str]) -> None:
+    for key in held:
+        flag_modified(run, key)
+
+
 def advance(ctx: Context, run: JourneyRun) -> int:
-    """Take the run as far as it goes now; the number of steps done."""
+    """Take the run as far as it goes now; the number of steps done. When it raises, the
+    caller rolls back the run's savepoint and must expire the run (see `_hold`)."""
     done = 0
+    held: set[str] = set()
     while run.state in ("active", "waiting") and run.step_id is not None:
         if done >= MAX_STEPS_PER_ROUND:  # a long chain: give others a turn, go on next round
             run.next_run_at = ctx.now
@@ -446,4 +469,6 @@ def advance(ctx: Context, run: JourneyRun) -> int:
             break
         run.step_id = target
         run.next_run_at = ctx.now
+        _hold(run, held)
+    _release(run, held)
     return done
