@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, MetaData, String, Table, func, insert, select, text, update
+from sqlalchemy import Column, MetaData, String, Table, func, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from shopkeeper.db.bulk import insert_rows
@@ -171,18 +171,67 @@ def _current(segment_id: str) -> Any:
 def refresh(session: Session, segment: SegmentRef, query: SegmentQuery, now: datetime) -> RefreshResult:
     """Evaluate the whole segment where the data lives and record the difference.
 
-    The members go into a temporary table (never into Python); only those who enter or leave
-    are read back, to write their rows and events.
+    Only those who enter or leave are read back (never the members), to write their rows and
+    events; `difference` says how, per engine.
     """
     started = time.perf_counter()
     tune(session)
     lock(session, [segment.id])
+    count, entered, exited = difference(session, segment.id, query, now)
+    apply(session, segment, entered, exited, now)
+    session.execute(update(_segments).where(_segments.c.id == segment.id).values(member_count=count, refreshed_at=now))
+    return RefreshResult(segment.id, segment.key, count, len(entered), len(exited), time.perf_counter() - started)
+
+
+def difference(
+    session: Session, segment_id: str, query: SegmentQuery, now: datetime
+) -> tuple[int, list[str], list[str]]:
+    """(members, entered, exited) of the segment now, against its current membership.
+
+    PostgreSQL and DuckDB: one statement, the evaluation FULL JOIN the current members, which
+    returns the changes and the count — no temporary table to fill, index and read twice, and
+    PostgreSQL may run it in parallel (an INSERT … SELECT never is). At 1M customers it took
+    `lapsed_buyers` (318,477 members) from 2.4 to 1.9 s of CPU on PostgreSQL, single-threaded,
+    and from 1.1–1.5 to 0.7–0.9 s on DuckDB. SQLite: the members go into a temporary table
+    first; its FULL JOIN (3.39+) probed the evaluation for every current member (minutes)."""
+    if session.get_bind().dialect.name == "sqlite":
+        return _difference_by_table(session, segment_id, query, now)
+    members = query.statement.subquery("members")
+    current = _current(segment_id).subquery("current_members")
+    both = members.join(current, current.c.customer_id == members.c.id, full=True)
+    rows = (
+        select(
+            func.coalesce(members.c.id, current.c.customer_id).label("id"),
+            members.c.id.is_not(None).label("inside"),
+            current.c.customer_id.is_not(None).label("was"),
+            func.count(members.c.id).over().label("total"),
+            func.row_number().over().label("n"),
+        )
+        .select_from(both)
+        .subquery("compared")
+    )
+    # Every change, and one row besides (n = 1) so that the count comes back when none changed.
+    found = session.execute(
+        select(rows.c.id, rows.c.inside, rows.c.was, rows.c.total).where(
+            or_(rows.c.inside != rows.c.was, rows.c.n == 1)
+        ),
+        query.params(now),
+    ).all()
+    count = int(found[0].total) if found else 0
+    entered = [r.id for r in found if r.inside and not r.was]
+    exited = [r.id for r in found if r.was and not r.inside]
+    return count, entered, exited
+
+
+def _difference_by_table(
+    session: Session, segment_id: str, query: SegmentQuery, now: datetime
+) -> tuple[int, list[str], list[str]]:
     session.execute(text(f"CREATE TEMPORARY TABLE IF NOT EXISTS {_TMP} (id VARCHAR(40) PRIMARY KEY)"))
     session.execute(text(f"DELETE FROM {_TMP}"))
     tmp = Table(_TMP, MetaData(), Column("id", String(40), primary_key=True))
     session.execute(insert(tmp).from_select(["id"], query.statement), query.params(now))
     m = memberships
-    current = _current(segment.id).subquery()
+    current = _current(segment_id).subquery()
     entered = list(
         session.scalars(
             select(tmp.c.id).where(~select(current.c.customer_id).where(current.c.customer_id == tmp.c.id).exists())
@@ -191,17 +240,15 @@ def refresh(session: Session, segment: SegmentRef, query: SegmentQuery, now: dat
     exited = list(
         session.scalars(
             select(m.c.customer_id).where(
-                m.c.segment_id == segment.id,
+                m.c.segment_id == segment_id,
                 m.c.exited_at.is_(None),
                 ~select(tmp.c.id).where(tmp.c.id == m.c.customer_id).exists(),
             )
         )
     )
     count = int(session.scalar(select(func.count()).select_from(tmp)) or 0)
-    apply(session, segment, entered, exited, now)
-    session.execute(update(_segments).where(_segments.c.id == segment.id).values(member_count=count, refreshed_at=now))
     session.execute(text(f"DELETE FROM {_TMP}"))
-    return RefreshResult(segment.id, segment.key, count, len(entered), len(exited), time.perf_counter() - started)
+    return count, entered, exited
 
 
 def current_members_of(
