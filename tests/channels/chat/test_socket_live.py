@@ -1,22 +1,18 @@
 """SPEC §5 web chat against a real `shopkeeper serve` process, with a real WebSocket client: who
 may connect, a visitor's message stored before it is acknowledged, an agent's reply arriving
-live (also from a worker in another process), history replayed after being offline."""
+live, history replayed after being offline. (A reply from a worker in another process:
+test_socket_split_live.py.)"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from websockets.exceptions import ConnectionClosed
 
-from shopkeeper.channels.chat.hub import hub
-from shopkeeper.channels.chat.relay import notify_through
 from shopkeeper.db.session import Database
 from shopkeeper.messaging.models import Interaction
-from shopkeeper.messaging.pipeline import DeliveryWorker
 from tests.channels.chat.helpers import (
     customer_of,
     interaction,
@@ -28,7 +24,18 @@ from tests.channels.chat.helpers import (
     socket,
     token_for,
 )
-from tests.conftest import LiveServer, WorkspaceKeys, start_server
+from tests.conftest import LiveServer, WorkspaceKeys
+
+
+@pytest.fixture
+def db_url(module_db_url: str) -> str:
+    """The tests here share one database and one server, each in a workspace of its own."""
+    return module_db_url
+
+
+@pytest.fixture
+def live_server(shared_live_server: LiveServer) -> LiveServer:
+    return shared_live_server
 
 
 def closed_with(ws_call: object) -> ConnectionClosed:
@@ -94,7 +101,11 @@ def test_a_visitor_message_is_stored_before_it_is_acknowledged(
         say(ws, type="ping")
         assert receive(ws) == {"type": "pong"}
     with db.session() as session:
-        count = session.scalar(select(func.count()).select_from(Interaction).where(Interaction.channel == "chat"))
+        count = session.scalar(
+            select(func.count())
+            .select_from(Interaction)
+            .where(Interaction.workspace_id == workspace.id, Interaction.channel == "chat")
+        )
     assert count == 1
 
 
@@ -176,37 +187,3 @@ def test_the_hello_frame_authenticates_and_silence_times_out(live_server: LiveSe
         say(ws, type="message", text="no hello first")
         closed = closed_with(ws)
     assert closed.rcvd is not None and closed.rcvd.code == 4400
-
-
-@pytest.fixture
-def split_server(db_url: str, db: Database, tmp_path: Path) -> Iterator[LiveServer]:
-    """A server that delivers nothing itself: separate worker processes do."""
-    server = start_server(db_url, tmp_path / "server.log", SHOPKEEPER_DELIVERY_IN_PROCESS="false")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def test_a_reply_sent_by_a_worker_in_another_process_reaches_the_socket(
-    split_server: LiveServer, workspace: WorkspaceKeys, db: Database
-) -> None:
-    """The worker here (this test process) hands off; the server process holds the socket:
-    PostgreSQL NOTIFY carries it across, SQLite the server's poll of the interactions table."""
-    previous = hub.notifier
-    notify_through(db)
-    worker = DeliveryWorker(db)
-    try:
-        with socket(split_server.url, write_key=workspace.write_key, anonymous_id="anon-far") as ws:
-            receive(ws)
-            say(ws, type="message", text="Hi", client_id="c-1")
-            receive_type(ws, "stored")
-            customer_id = customer_of(db, workspace.id, "anonymous_id", "anon-far")
-            send_id = reply(db, workspace.id, customer_id, "Answered from another process")
-            assert worker.drain().sent == 1
-            pushed = receive_type(ws, "message")["message"]
-        assert pushed["text"] == "Answered from another process"
-        assert pushed["id"] == send_of(db, send_id).interaction_id
-    finally:
-        worker.pool.close()
-        hub.notifier = previous
