@@ -11,7 +11,6 @@ import threading
 import time
 from collections.abc import Iterator
 from email.message import EmailMessage
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -84,13 +83,26 @@ class Stream:
 
 
 @pytest.fixture
-def served(db_url: str, db: Database, tmp_path: Path) -> Iterator[tuple[LiveServer, int]]:
+def db_url(module_db_url: str) -> str:
+    """The tests here share one database and one server, each in a workspace of its own."""
+    return module_db_url
+
+
+@pytest.fixture(scope="module")
+def served(module_db_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveServer, int]]:
+    """`shopkeeper serve` with its inbound SMTP server, on a free port."""
     port = free_port()
-    server = start_server(db_url, tmp_path / "server.log", SHOPKEEPER_INBOUND_SMTP_PORT=str(port))
+    log = tmp_path_factory.mktemp("server") / "server.log"
+    server = start_server(module_db_url, log, SHOPKEEPER_INBOUND_SMTP_PORT=str(port))
     try:
         yield server, port
     finally:
         server.stop()
+
+
+@pytest.fixture
+def live_server(served: tuple[LiveServer, int]) -> LiveServer:
+    return served[0]
 
 
 def test_an_email_becomes_a_classified_routed_conversation_acknowledged_by_email(
