@@ -583,7 +583,7 @@ def _no_busy_loop(steps: dict[str, Step]) -> None:
                 if target == END:
                     continue
                 if state.get(target) == 1:
-                    loop = [*trail[trail.index(target):], sid] if target in trail else [sid, target]
+                    loop = [*trail[trail.index(target) :], sid] if target in trail else [sid, target]
                     _fail(step.path, f"loops back to {target!r} without a wait ({' → '.join([*loop, target])})")
                 if target not in state:
                     visit(target, [*trail, sid])

@@ -206,6 +206,14 @@ def _delete_rows(session: Session, erasure: Erasure) -> None:
         )
         erasure.deleted[kind] = int(result.rowcount or 0)  # type: ignore[attr-defined]
 
+    if session.get_bind().dialect.name == "postgresql":
+        # A journeys worker holds its claimed runs until its round commits; wait for it here,
+        # so the sends and step rows that round writes are committed before they are deleted.
+        session.execute(
+            select(JourneyRun.id)
+            .where(JourneyRun.workspace_id == ws, JourneyRun.customer_id.in_(ids))
+            .with_for_update()
+        )
     gone("events", Event, Event.customer_id.in_(ids))
     gone("consent_events", ConsentEvent, ConsentEvent.customer_id.in_(ids))
     gone("subscriptions", Subscription, Subscription.customer_id.in_(ids))
