@@ -60,6 +60,17 @@ def due(session: Session, now: datetime) -> list[Journey]:
     return list(session.scalars(query))
 
 
+def any_due(session: Session, now: datetime) -> bool:
+    return (
+        session.scalar(
+            select(Journey.id)
+            .where(Journey.status == "active", Journey.trigger_kind == "schedule", Journey.next_fire_at <= now)
+            .limit(1)
+        )
+        is not None
+    )
+
+
 def fire(session: Session, journey: Journey, now: datetime) -> int:
     """Enter the audience for the due occurrence; the number of customers entered."""
     assert journey.live_version is not None and journey.next_fire_at is not None

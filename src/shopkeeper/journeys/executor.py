@@ -71,6 +71,21 @@ def claim(session: Session, now: datetime, limit: int) -> list[JourneyRun]:
     return found[:limit]
 
 
+def any_due(session: Session, now: datetime) -> bool:
+    """Whether a round has work: read first, so an idle worker takes no write lock (on SQLite the
+    one the ingest writer needs)."""
+    for state in LIVE_STATES:
+        found = session.scalar(
+            select(JourneyRun.id)
+            .join(Journey, Journey.id == JourneyRun.journey_id)
+            .where(JourneyRun.state == state, JourneyRun.next_run_at <= now, Journey.status == "active")
+            .limit(1)
+        )
+        if found is not None:
+            return True
+    return False
+
+
 def run_due(session: Session, now: datetime, *, limit: int = 200) -> RoundReport:
     """One round in the caller's write transaction (commit is the caller's)."""
     report = RoundReport()

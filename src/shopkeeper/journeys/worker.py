@@ -141,13 +141,19 @@ class JourneyWorker:
         self._fast_path(when, report)
         if sweep if sweep is not None else time.monotonic() - self._last_sweep >= self.sweep_seconds:
             self._sweep(when, report)
-        with self.db.session(write=True) as session:
-            report.broadcast = broadcast.fire_due(session, when)
-        if report.broadcast:
-            changed()
-        with self.db.session(write=True) as session:
-            done = executor.run_due(session, when, limit=self.batch)
-        report.runs, report.steps, report.failed = done.runs, done.steps, done.failed
+        with self.db.session() as session:  # no write lock unless there is something to do
+            fire = broadcast.any_due(session, when)
+            due = executor.any_due(session, when)
+        if fire:
+            with self.db.session(write=True) as session:
+                report.broadcast = broadcast.fire_due(session, when)
+            if report.broadcast:
+                changed()
+            due = True
+        if due:
+            with self.db.session(write=True) as session:
+                done = executor.run_due(session, when, limit=self.batch)
+            report.runs, report.steps, report.failed = done.runs, done.steps, done.failed
         if time.monotonic() - self._last_monitor >= self.monitor_seconds or now is not None:
             self._last_monitor = time.monotonic()
             with self.db.session(write=True) as session:
