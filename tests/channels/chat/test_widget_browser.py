@@ -21,6 +21,17 @@ CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium (apt-get install chromium)")
 
 
+@pytest.fixture
+def db_url(module_db_url: str) -> str:
+    """The tests here share one database and one server, each in a workspace of its own."""
+    return module_db_url
+
+
+@pytest.fixture
+def live_server(shared_live_server: LiveServer) -> LiveServer:
+    return shared_live_server
+
+
 class ShopPage:
     """The shop's own site: a loopback server on another port (so another origin) with one page."""
 
