@@ -193,8 +193,8 @@ def _open(url: str) -> Database:
 
 _EVENT_INDEXES = {
     "ix_events_customer_time": "(workspace_id, customer_id, timestamp)",
-    "ix_events_name_time": "(workspace_id, name, timestamp)",
     "ix_events_name_time_customer": "(workspace_id, name, timestamp, customer_id)",
+    "ix_events_name_customer_time": "(workspace_id, name, customer_id, timestamp)",
 }
 
 

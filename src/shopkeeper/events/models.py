@@ -20,7 +20,9 @@ class Event(Base):
     __table_args__ = (
         UniqueConstraint("workspace_id", "message_id"),
         Index("ix_events_customer_time", "workspace_id", "customer_id", "timestamp"),
-        Index("ix_events_name_time", "workspace_id", "name", "timestamp"),
+        # By name: segments/models.py declares the two that read events by name and time (one
+        # in time order, one in customer order); a plain (workspace, name, time) index would
+        # only repeat the first one's prefix on every insert.
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)

@@ -8,12 +8,13 @@ statement text (and the engine's plan cache) stays the same.
 Shapes, chosen so the engines use their indexes:
 - an event count is `customers.id IN (SELECT customer_id FROM events WHERE name = … AND
   timestamp >= :cut … GROUP BY customer_id HAVING count(*) >= n)` (a plain semi-join when
-  n is 1), read through `ix_events_name_time`; counts that include zero ("fewer than 3
+  n is 1), read through `ix_events_name_time_customer`; counts that include zero ("fewer than 3
   times", "has not performed") are the same subquery under NOT IN;
 - "performed X (n times) but not since Y" — an `and` holding an event count ≥ n (or = n) and
   "none since Y" of the same event with the same `where` — is one grouped pass over X's events,
-  `GROUP BY customer_id HAVING count(*) >= n AND max(timestamp) < :y`, instead of a semi-join
-  and an anti-join that each read (and hash, or sort) the events (see `_lapse`);
+  `GROUP BY customer_id HAVING count(*) >= n AND max(timestamp) < :y`, read in customer order
+  through `ix_events_name_customer_time`, instead of a semi-join and an anti-join that each read
+  (and hash, or sort) the events (see `_lapse`);
 - restricted to some customers, every subquery also filters `customer_id IN (:cids)`, which
   turns each into a few lookups on `ix_events_customer_time`;
 - consent reads `subscriptions` through the profiles merged into each customer;
@@ -62,6 +63,7 @@ from shopkeeper.segments.definition import (
 )
 from shopkeeper.segments.dialect import (
     by_customer,
+    by_name_customer,
     group_key,
     json_array_has,
     json_bool,
@@ -232,14 +234,16 @@ class SegmentQuery:
         own start, else both sides are false. One pass, no anti-join: `lapsed_buyers` at 1M
         customers read 800,000 index entries into a hash (or a sorted list) and 263,000 more
         into another, and probed both for every customer."""
-        query = self._event_rows(node)
-        e = query.selected_columns.customer_id.table
+        # In customer order (`ix_events_name_customer_time`), so that each customer's events
+        # come together and the engines aggregate as they read instead of sorting or hashing
+        # them first; a few customers' events are read by customer as everywhere else.
+        e = by_customer(events) if self.restricted else by_name_customer(events)
+        query = self._event_rows(node, e)
         count = func.count()
         lapsed = func.max(e.c.timestamp) < self._window_start(absent)
         if exact or n > 1:  # a group has one row at least
             lapsed = and_(count == n if exact else count >= n, lapsed)
-        key = e.c.customer_id if self.restricted else group_key(events.c.customer_id)
-        return customers.c.id.in_(query.group_by(key).having(lapsed))
+        return customers.c.id.in_(query.group_by(e.c.customer_id).having(lapsed))
 
     def _window_start(self, node: EventCondition) -> BindParameter[Any]:
         if node.within_days is not None:
@@ -247,11 +251,9 @@ class SegmentQuery:
         assert node.since is not None
         return bindparam(None, node.since, type_=UTCDateTime(), unique=True)
 
-    def _event_rows(self, node: EventCondition) -> Select[Any]:
-        """The customer ids of `node`'s events: its name, window and `where`."""
-        # A few customers: their events by customer (ix_events_customer_time), whatever SQLite's
-        # planner would guess from its statistics.
-        e = by_customer(events) if self.restricted else events
+    def _event_rows(self, node: EventCondition, e: Any) -> Select[Any]:
+        """The customer ids of `node`'s events in `e` (events or an alias): its name, window
+        and `where`."""
         query = select(e.c.customer_id).where(
             e.c.workspace_id == self._ws, e.c.name == node.name, self._restrict(e.c.customer_id)
         )
@@ -262,10 +264,12 @@ class SegmentQuery:
         return query
 
     def _performers(self, node: EventCondition, n: int, *, exact: bool) -> Select[Any]:
-        query = self._event_rows(node)
+        # A few customers: their events by customer (ix_events_customer_time), whatever SQLite's
+        # planner would guess from its statistics.
+        e = by_customer(events) if self.restricted else events
+        query = self._event_rows(node, e)
         if n == 1 and not exact:
             return query
-        e = query.selected_columns.customer_id.table
         count = func.count()
         key = e.c.customer_id if self.restricted else group_key(events.c.customer_id)
         return query.group_by(key).having(count == n if exact else count >= n)

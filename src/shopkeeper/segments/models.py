@@ -23,6 +23,19 @@ Index(
     Event.__table__.c.timestamp,
     Event.__table__.c.customer_id,
 )
+# The same entries in customer order: "bought before, but not in 120 days" groups one event's
+# rows by customer (max(timestamp) per customer), and reading them in that order aggregates as
+# it goes. At 1M customers / 10M events, `lapsed_buyers` took 1.7 s of CPU to evaluate on SQLite
+# through the index above (800,000 entries sorted first) and 0.65 s through this one; on
+# PostgreSQL a streaming GroupAggregate replaced a HashAggregate (refresh 1.6 → 1.15 s of CPU).
+# It replaced (workspace, name, timestamp), a prefix of the index above (migration 0009).
+Index(
+    "ix_events_name_customer_time",
+    Event.__table__.c.workspace_id,
+    Event.__table__.c.name,
+    Event.__table__.c.customer_id,
+    Event.__table__.c.timestamp,
+)
 
 
 class Segment(Base, WorkspaceScoped):
