@@ -216,10 +216,14 @@ def difference(
             or_(rows.c.inside != rows.c.was, rows.c.n == 1)
         ),
         query.params(now),
-    ).all()
-    count = int(found[0].total) if found else 0
-    entered = [r.id for r in found if r.inside and not r.was]
-    exited = [r.id for r in found if r.was and not r.inside]
+    )
+    count, entered, exited = 0, [], []
+    for customer_id, inside, was, total in found:  # a first build: hundreds of thousands of rows
+        count = int(total)
+        if inside and not was:
+            entered.append(customer_id)
+        elif was and not inside:
+            exited.append(customer_id)
     return count, entered, exited
 
 
