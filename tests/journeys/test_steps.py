@@ -383,3 +383,32 @@ def test_circuit_breaker_pauses_on_bounces_and_a_person_resumes(
     with db.session() as s:
         (alert,) = s.scalars(select(Alert).where(Alert.subject_id == journey))
     assert alert.resolved_by == "user:marketer"
+
+
+def test_an_auto_send_takes_kind_and_topic_from_its_template(db: Database, shop: WorkspaceKeys) -> None:
+    """Neither step says kind or topic: the consent check asks about what the template sends."""
+    from tests.consent.factories import make_topic, set_status
+
+    make_topic(db, shop.id, "offers", channels=("email", "sms"))
+    make_template(db, shop.id, "promo", kind="marketing", topic="offers")
+    ann = make_customer(db, shop.id, "ann", email="ann@example.com")
+    set_status(db, shop.id, ann, "email", "offers", "opted_in")
+    journey = make_journey(
+        db,
+        shop.id,
+        {
+            "trigger": {"type": "event", "event": "Signed Up"},
+            "steps": [
+                {"id": "hello", "type": "send", "channel": "auto", "template": "welcome"},
+                {"id": "promo", "type": "send", "channel": "auto", "channels": ["email", "sms"], "template": "promo"},
+            ],
+        },
+    )
+    track(db, shop.id, "ann", "Signed Up")
+    drain(db)
+    (run,) = runs(db, journey)
+    assert run.state == "completed", run.exit_reason
+    assert [(s.channel, s.kind, s.topic) for s in sends(db, journey)] == [
+        ("email", "transactional", None),
+        ("email", "marketing", "offers"),
+    ]

@@ -151,24 +151,37 @@ def _remember_send(run: JourneyRun, step_id: str, send_id: str) -> None:
     run.context = context
 
 
+def _template_channels(session: Session, template: Any) -> set[str]:
+    from shopkeeper.messaging.template_service import version_of
+
+    return set(version_of(session, template.workspace_id, template, None).content)
+
+
 def _do_send(ctx: Context, run: JourneyRun, step: d.Step, cfg: d.Send) -> str:
     session, now = ctx.session, ctx.now
     channel = cfg.channel
     choice = None
     if channel == "auto":
         from shopkeeper.journeys import optimiser
+        from shopkeeper.messaging.template_service import template_by_ref
 
-        choice = optimiser.choose_channel(
-            session,
-            run.workspace_id,
-            run.customer_id,
-            candidates=d.channels_of(cfg),
-            kind=cfg.kind or "marketing",
-            topic=cfg.topic,
-            now=now,
-            value=cfg.value,
-            rng=_rng,
-        )
+        try:
+            # The consent check asks what the message will be: the step's kind and topic, else
+            # its template's (as the send itself will take them).
+            template = template_by_ref(session, run.workspace_id, cfg.template)
+            choice = optimiser.choose_channel(
+                session,
+                run.workspace_id,
+                run.customer_id,
+                candidates=[c for c in d.channels_of(cfg) if c in _template_channels(session, template)],
+                kind=cfg.kind or template.kind,
+                topic=cfg.topic if cfg.topic is not None else template.topic,
+                now=now,
+                value=cfg.value,
+                rng=_rng,
+            )
+        except ShopkeeperError as exc:
+            raise StepFailed(f"send: {exc.message}") from None
         if choice.channel is None:
             log_step(session, run, step.id, "skipped", now, reason=choice.reason)
             return "skipped"

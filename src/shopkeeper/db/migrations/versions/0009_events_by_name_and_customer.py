@@ -7,7 +7,6 @@ Create Date: 2026-11-30 12:06:11.011938
 
 from collections.abc import Sequence
 
-import sqlalchemy as sa
 from alembic import op
 
 
